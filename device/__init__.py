@@ -1,0 +1,1 @@
+"""Stallbox device package."""
