@@ -1,0 +1,65 @@
+"""Named rounding rules over exact integers and fractions.
+
+Every rule is symmetric about zero: rounding -x gives -(rounding x). A refund or
+a deposit return is then rounded exactly like the sale it mirrors.
+
+- ``half_up``: to the nearest; a tie goes away from zero (commercial rounding).
+- ``half_even``: to the nearest; a tie goes to the even neighbour (banker's).
+- ``down``: toward zero (truncate).
+- ``up``: away from zero.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal, get_args
+
+from daemon.errors import InputError
+
+RoundingMode = Literal["half_up", "half_even", "down", "up"]
+ROUNDING_MODES: tuple[str, ...] = get_args(RoundingMode)
+
+
+def rounding_mode(text: str) -> RoundingMode:
+    """Return the rounding mode named by a config value, or raise InputError."""
+    if text not in ROUNDING_MODES:
+        choices = ", ".join(ROUNDING_MODES)
+        raise InputError(f"unknown rounding mode {text!r}; use one of {choices}")
+    return text  # type: ignore[return-value]
+
+
+def div_round(numerator: int, denominator: int, mode: RoundingMode) -> int:
+    """Return numerator / denominator rounded to an integer by the named rule."""
+    if denominator == 0:
+        raise ZeroDivisionError("div_round by zero")
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    sign = -1 if numerator < 0 else 1
+    quotient, remainder = divmod(abs(numerator), denominator)
+    return sign * (quotient + _carry(quotient, remainder, denominator, mode))
+
+
+def round_fraction(value: Fraction, mode: RoundingMode) -> int:
+    """Return an exact fraction rounded to an integer by the named rule."""
+    return div_round(value.numerator, value.denominator, mode)
+
+
+def round_to_step(amount: int, step: int, mode: RoundingMode) -> int:
+    """Round an integer amount to a multiple of step (e.g. 5 for CHF 0,05)."""
+    if step <= 0:
+        raise InputError(f"rounding step must be positive, not {step}")
+    return div_round(amount, step, mode) * step
+
+
+def _carry(quotient: int, remainder: int, denominator: int, mode: RoundingMode) -> int:
+    """Return 1 when the magnitude rounds up, else 0."""
+    if remainder == 0 or mode == "down":
+        return 0
+    if mode == "up":
+        return 1
+    twice = 2 * remainder
+    if twice != denominator:
+        return int(twice > denominator)
+    if mode == "half_up":
+        return 1
+    return quotient % 2  # half_even: an odd quotient moves to the even one above
