@@ -11,6 +11,7 @@ a deposit return is then rounded exactly like the sale it mirrors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal, get_args
 
@@ -63,3 +64,27 @@ def _carry(quotient: int, remainder: int, denominator: int, mode: RoundingMode) 
     if mode == "half_up":
         return 1
     return quotient % 2  # half_even: an odd quotient moves to the even one above
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split total over weights proportionally by the largest-remainder rule.
+
+    Each share starts as its proportional part rounded toward zero; the minor
+    units left over go one each to the largest remainders, ties to the earlier
+    weight. The shares always sum to total exactly. Weights must be >= 0.
+    """
+    if any(w < 0 for w in weights):
+        raise ValueError("allocation weights must be non-negative")
+    whole = sum(weights)
+    if whole == 0:
+        if total:
+            raise ValueError(f"cannot allocate {total} over zero weights")
+        return [0] * len(weights)
+    sign = -1 if total < 0 else 1
+    parts = [divmod(abs(total) * w, whole) for w in weights]
+    shares = [q for q, _ in parts]
+    left = abs(total) - sum(shares)
+    by_remainder = sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))
+    for i in by_remainder[:left]:
+        shares[i] += 1
+    return [sign * s for s in shares]
