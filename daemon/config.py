@@ -1,0 +1,277 @@
+"""The stall's configuration: one TOML file read with tomllib and checked whole."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.billing.pricing import TaxRate
+from daemon.errors import StallboxError
+from daemon.money import Currency
+from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterSettings
+
+MAX_CONFIG_BYTES = 256 * 1024
+CODEPAGES = ("cp858", "cp437", "cp850", "cp852", "cp1252", "cp866")
+DEFAULT_RATES = {
+    "standard": ("A", 1900, "19 %"),
+    "reduced": ("B", 700, "7 %"),
+    "zero": ("C", 0, "0 %"),
+    "exempt": ("D", 0, "exempt"),
+}
+
+
+class ConfigError(StallboxError):
+    """Raised when the config file is missing, unreadable or has a bad key."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"config: {key}: {why}")
+        self.key = key
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class StallConfig:
+    """Who is selling: the identity printed on every receipt."""
+
+    name: str
+    currency: Currency
+    pricing: str = "gross"
+    address: str = ""
+    vat_id: str = ""
+    locale: str = "de_DE"
+    stall_id: str = "stall-1"
+    tax_rates: Mapping[str, TaxRate] = field(default_factory=dict)
+    receipt_footer: str = "Danke für Ihren Einkauf!"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, checked; nothing here is re-validated later."""
+
+    stall: StallConfig
+    host: str
+    port: int
+    state_dir: Path
+    printer: PrinterSettings | None
+    sync_url: str = ""
+    max_body_bytes: int = 1024 * 1024
+    pairing_code_ttl_s: int = 600
+    source: str = "<defaults>"
+
+
+class _Section:
+    """Typed, key-naming access to one TOML table; records which keys were used."""
+
+    def __init__(self, name: str, table: Any) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(name, "must be a table, e.g. [" + name + "]")
+        self.name = name
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.seen.add(key)
+        full = f"{self.name}.{key}"
+        if key not in self.table:
+            if default is ...:
+                raise ConfigError(full, "is required")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in _as_tuple(kind):
+            raise ConfigError(full, f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(full, f"must be {_kind_name(kind)}, got {value!r}"[:200])
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...] | Mapping[str, Any],
+               default: str) -> str:
+        value = self.get(key, str, default)
+        if value not in choices:
+            raise ConfigError(f"{self.name}.{key}",
+                              f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def int_range(self, key: str, low: int, high: int, default: int) -> int:
+        value = self.get(key, int, default)
+        if not low <= value <= high:
+            raise ConfigError(f"{self.name}.{key}",
+                              f"must be between {low} and {high}; got {value}")
+        return value
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise ConfigError(f"{self.name}.{unknown[0]}", "is not a known key")
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number",
+             bool: "true or false", dict: "a table", list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def load_config(path: Path) -> Config:
+    """Read and check a TOML config file; raise ConfigError naming the bad key."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), f"cannot read the file ({err.strerror})") from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), f"file larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), "file is not UTF-8") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), f"not valid TOML: {err}") from err
+    return parse_config(data, base_dir=path.parent, source=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path,
+                 source: str = "<dict>") -> Config:
+    """Check a config already parsed from TOML."""
+    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(key, "is not a known section")
+    stall = _parse_stall(_Section("stall", data.get("stall", {})),
+                         _Section("tax", data.get("tax", {})))
+    http = _Section("http", data.get("http", {}))
+    host = _parse_host(http.get("host", str, "127.0.0.1"))
+    port = http.int_range("port", 0, 65535, 8080)
+    max_body = http.int_range("max_body_bytes", 1024, 64 * 1024 * 1024, 1024 * 1024)
+    http.check_unknown()
+    state = _Section("state", data.get("state", {}))
+    state_dir = base_dir / Path(state.get("dir", str, "/var/lib/stallbox"))
+    state.check_unknown()
+    printer = _parse_printer(data.get("printer"))
+    sync = _Section("sync", data.get("sync", {}))
+    sync_url = _parse_url(sync.get("url", str, ""))
+    sync.check_unknown()
+    pairing = _Section("pairing", data.get("pairing", {}))
+    code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
+    pairing.check_unknown()
+    return Config(stall=stall, host=host, port=port, state_dir=state_dir,
+                  printer=printer, sync_url=sync_url, max_body_bytes=max_body,
+                  pairing_code_ttl_s=code_ttl, source=source)
+
+
+def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:
+    name = sec.get("name", str)
+    if not name.strip() or len(name) > 80:
+        raise ConfigError("stall.name", "must be 1 to 80 characters")
+    code = sec.get("currency", str, "EUR")
+    try:
+        currency = Currency.of(code)
+    except StallboxError as err:
+        raise ConfigError("stall.currency", str(err)) from err
+    stall = StallConfig(
+        name=name,
+        currency=currency,
+        pricing=sec.choice("pricing", ("gross", "net"), "gross"),
+        address=_short(sec, "address", 200),
+        vat_id=_short(sec, "vat_id", 40),
+        locale=_short(sec, "locale", 20, "de_DE"),
+        stall_id=_stall_id(sec),
+        tax_rates=_parse_rates(tax),
+        receipt_footer=_short(sec, "receipt_footer", 200, "Danke für Ihren Einkauf!"),
+    )
+    sec.check_unknown()
+    return stall
+
+
+def _short(sec: _Section, key: str, limit: int, default: str = "") -> str:
+    value = sec.get(key, str, default)
+    if len(value) > limit:
+        raise ConfigError(f"{sec.name}.{key}", f"longer than {limit} characters")
+    return value
+
+
+def _stall_id(sec: _Section) -> str:
+    value = sec.get("id", str, "stall-1")
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ConfigError("stall.id", "must be 1-64 letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _parse_rates(tax: _Section) -> dict[str, TaxRate]:
+    """Read [tax] rates as basis points, e.g. standard = 1900 for 19 %."""
+    rates = {}
+    for tax_class, (code, default_bp, default_label) in DEFAULT_RATES.items():
+        bp = tax.int_range(f"{tax_class}_bp", 0, 10000, default_bp)
+        label = default_label if bp == default_bp else _bp_label(bp, tax_class)
+        rates[tax_class] = TaxRate(tax_class=tax_class, code=code, rate_bp=bp,
+                                   label=label)
+    tax.check_unknown()
+    return rates
+
+
+def _bp_label(bp: int, tax_class: str) -> str:
+    if tax_class == "exempt":
+        return "exempt"
+    whole, frac = divmod(bp, 100)
+    return f"{whole} %" if not frac else f"{whole},{frac:02d}".rstrip("0") + " %"
+
+
+def _parse_host(host: str) -> str:
+    if host in ("localhost", ""):
+        return host or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as err:
+        raise ConfigError("http.host", f"must be an IP address; got {host!r}") from err
+    return host
+
+
+def _parse_url(url: str) -> str:
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError("sync.url", "must start with http:// or https://")
+    return url
+
+
+def _parse_printer(table: Any) -> PrinterSettings | None:
+    if table is None:
+        return None
+    sec = _Section("printer", table)
+    port = sec.get("port", str)
+    if not port.startswith("/"):
+        raise ConfigError("printer.port", "must be an absolute device path, "
+                          "e.g. /dev/serial/by-id/usb-...")
+    checks: list[tuple[str, Callable[[], Any]]] = [
+        ("baudrate", lambda: _baud(sec)),
+        ("bytesize", lambda: sec.int_range("bytesize", 5, 8, 8)),
+        ("parity", lambda: sec.choice("parity", PARITIES, "none")),
+        ("stopbits", lambda: _stopbits(sec)),
+        ("flow_control", lambda: sec.choice("flow_control", FLOW_CONTROLS, "none")),
+        ("codepage", lambda: sec.choice("codepage", CODEPAGES, "cp858")),
+        ("profile", lambda: _short(sec, "profile", 40, "default")),
+        ("columns", lambda: sec.int_range("columns", 24, 80, 42)),
+        ("cut", lambda: sec.choice("cut", CUT_MODES, "gs_v")),
+    ]
+    values = {key: check() for key, check in checks}
+    sec.check_unknown()
+    return PrinterSettings(port=port, **values)
+
+
+def _baud(sec: _Section) -> int:
+    rates = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
+    value = sec.get("baudrate", int, 9600)
+    if value not in rates:
+        raise ConfigError("printer.baudrate",
+                          f"must be one of {', '.join(map(str, rates))}; got {value}")
+    return value
+
+
+def _stopbits(sec: _Section) -> float:
+    value = sec.get("stopbits", (int, float), 1)
+    if value not in (1, 1.5, 2):
+        raise ConfigError("printer.stopbits", f"must be 1, 1.5 or 2; got {value}")
+    return float(value)

@@ -1,0 +1,97 @@
+-- The journal: events are the record, every other table is a read model
+-- rebuilt from them and updated in the same transaction as their event.
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,
+    ts         TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    body       BLOB    NOT NULL,
+    prev_hash  BLOB    NOT NULL,
+    hash       BLOB    NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS events_append_only_update
+BEFORE UPDATE ON events BEGIN
+    SELECT RAISE(ABORT, 'journal events are append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete
+BEFORE DELETE ON events BEGIN
+    SELECT RAISE(ABORT, 'journal events are append-only');
+END;
+
+CREATE TABLE IF NOT EXISTS products (
+    sku         TEXT PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    variant     TEXT    NOT NULL DEFAULT '',
+    parent_sku  TEXT    NOT NULL DEFAULT '',
+    category    TEXT    NOT NULL DEFAULT '',
+    price_minor INTEGER NOT NULL,
+    tax_class   TEXT    NOT NULL,
+    weight_g    INTEGER,
+    gift_card   INTEGER NOT NULL DEFAULT 0,
+    barcode     TEXT    NOT NULL DEFAULT '',
+    active      INTEGER NOT NULL DEFAULT 1,
+    search      TEXT    NOT NULL DEFAULT '',
+    seq         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS products_category ON products (category, name);
+
+CREATE TABLE IF NOT EXISTS sales (
+    id           TEXT PRIMARY KEY,
+    seq          INTEGER NOT NULL UNIQUE,
+    client_ref   TEXT    NOT NULL UNIQUE,
+    created_at   TEXT    NOT NULL,
+    tablet       TEXT    NOT NULL DEFAULT '',
+    total_minor  INTEGER NOT NULL,
+    currency     TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    receipt      BLOB    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sale_lines (
+    sale_id      TEXT    NOT NULL REFERENCES sales (id),
+    line_no      INTEGER NOT NULL,
+    sku          TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    qty          INTEGER NOT NULL,
+    unit_minor   INTEGER NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    tax_code     TEXT    NOT NULL,
+    PRIMARY KEY (sale_id, line_no)
+);
+
+CREATE TABLE IF NOT EXISTS payments (
+    id             INTEGER PRIMARY KEY,
+    sale_id        TEXT    NOT NULL REFERENCES sales (id),
+    method         TEXT    NOT NULL,
+    amount_minor   INTEGER NOT NULL,
+    tendered_minor INTEGER NOT NULL,
+    change_minor   INTEGER NOT NULL,
+    status         TEXT    NOT NULL,
+    seq            INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_sale ON payments (sale_id);
+
+CREATE TABLE IF NOT EXISTS print_jobs (
+    id          INTEGER PRIMARY KEY,
+    sale_id     TEXT    NOT NULL REFERENCES sales (id),
+    reprint     INTEGER NOT NULL DEFAULT 0,
+    status      TEXT    NOT NULL,
+    reason      TEXT    NOT NULL DEFAULT '',
+    seq         INTEGER NOT NULL,
+    updated_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS print_jobs_status ON print_jobs (status, id);
+
+CREATE TABLE IF NOT EXISTS tablets (
+    token_hash TEXT PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    paired_at  TEXT    NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    seq        INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS pairing_codes (
+    code_hash  TEXT PRIMARY KEY,
+    expires_at TEXT    NOT NULL,
+    used       INTEGER NOT NULL DEFAULT 0,
+    seq        INTEGER NOT NULL
+);

@@ -1,0 +1,224 @@
+"""The journal's single writer: a thread owning the one writable connection.
+
+Requests from the event loop are whole transaction functions. The writer takes
+every function waiting in its queue, runs each under its own SAVEPOINT inside
+one ``BEGIN IMMEDIATE`` transaction, commits once (one WAL fsync with
+``synchronous=FULL``) and only then resolves the callers' futures: a caller that
+got its result knows its event is on disk, and many tablets share one fsync.
+
+aiosqlite would hop to its thread once per statement; a sale is several
+statements, so the writer runs the whole function in the thread in one hop.
+Readers use aiosqlite (see ``readers.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from daemon.errors import FatalError, RetryLaterError, StallboxError
+from daemon.journal.canonical import GENESIS_HASH, canonical_bytes, chain_hash
+
+_LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+MAX_BATCH = 256
+REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One appended journal event as stored."""
+
+    seq: int
+    ts: str
+    kind: str
+    data: dict[str, Any]
+    hash: bytes
+
+
+class Tx:
+    """What a transaction function may do: read, write read models, append events."""
+
+    def __init__(self, journal: Journal, conn: sqlite3.Connection) -> None:
+        self._journal = journal
+        self.conn = conn
+        self._after: list[Callable[[], None]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def append(self, kind: str, data: dict[str, Any]) -> Event:
+        """Append one event to the chain; it commits with the whole batch."""
+        journal = self._journal
+        seq = journal.head_seq + 1
+        ts = utc_now()
+        body = canonical_bytes({"data": data, "kind": kind, "seq": seq, "ts": ts})
+        digest = chain_hash(journal.head_hash, body)
+        self.conn.execute(
+            "INSERT INTO events (seq, ts, kind, body, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, ts, kind, body, journal.head_hash, digest),
+        )
+        journal.head_seq, journal.head_hash = seq, digest
+        return Event(seq, ts, kind, data, digest)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run callback on the event loop once the batch is durable."""
+        self._after.append(callback)
+
+
+@dataclass(slots=True)
+class _Request:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def utc_now() -> str:
+    """Return the current UTC time as an ISO 8601 string with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def open_connection(path: Path) -> sqlite3.Connection:
+    """Open the writable connection and check the pragmas the journal relies on."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    for name, wanted in REQUIRED_PRAGMAS.items():
+        got = conn.execute(f"PRAGMA {name}").fetchone()[0]
+        if str(got).lower() != str(wanted):
+            conn.close()
+            raise FatalError(f"journal pragma {name} is {got!r}, need {wanted!r}")
+    schema = resources.files("daemon.journal").joinpath("schema.sql").read_text()
+    conn.executescript(schema)
+    return conn
+
+
+class Journal:
+    """The append-only event journal and its read models, written by one thread."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        row = conn.execute(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self.head_seq: int = row[0] if row else 0
+        self.head_hash: bytes = row[1] if row else GENESIS_HASH
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="journal-writer",
+                                        daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    @classmethod
+    def open(cls, path: Path) -> Journal:
+        """Open (creating if needed) the journal file; blocking, call at start."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path, open_connection(path))
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        """Run fn in one durable transaction; return its result once fsync'd."""
+        if self._closed:
+            raise RetryLaterError("the journal is closed (daemon shutting down)")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Request(fn, future, loop))
+        return await future
+
+    async def append(self, kind: str, data: dict[str, Any]) -> Event:
+        """Append a single event with no read-model change."""
+        return await self.transact(lambda tx: tx.append(kind, data))
+
+    async def close(self) -> None:
+        """Finish queued work, stop the writer and close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Request]) -> None:
+        outcomes: list[tuple[bool, Any, list[Callable[[], None]]]] = []
+        head = (self.head_seq, self.head_hash)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for request in batch:
+                outcomes.append(self._run_one(request))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            _LOG.exception("journal commit failed; batch of %d refused", len(batch))
+            self._rollback()
+            self.head_seq, self.head_hash = head
+            failure = RetryLaterError(f"journal write failed: {err}")
+            outcomes = [(False, failure, []) for _ in batch]
+        for request, (ok, value, after) in zip(batch, outcomes, strict=True):
+            request.loop.call_soon_threadsafe(_settle, request.future, ok, value, after)
+
+    def _run_one(self, request: _Request) -> tuple[bool, Any, list[Callable[[], None]]]:
+        tx = Tx(self, self._conn)
+        head = (self.head_seq, self.head_hash)
+        self._conn.execute("SAVEPOINT op")
+        try:
+            result = request.fn(tx)
+        except Exception as err:  # noqa: BLE001 - handed to the caller, who re-raises
+            if not isinstance(err, StallboxError | sqlite3.IntegrityError):
+                _LOG.warning("transaction function failed: %r", err)
+            self._conn.execute("ROLLBACK TO op")
+            self._conn.execute("RELEASE op")
+            self.head_seq, self.head_hash = head
+            return (False, err, [])
+        self._conn.execute("RELEASE op")
+        return (True, result, tx._after)
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            _LOG.debug("rollback after failed commit also failed", exc_info=True)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any,
+            after: list[Callable[[], None]]) -> None:
+    if ok:
+        for callback in after:
+            callback()
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
