@@ -1,0 +1,203 @@
+"""The `stallbox` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from daemon.config import Config, ConfigError, load_config, parse_config
+from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
+from daemon.errors import StallboxError
+from daemon.journal.verify import verify_journal
+from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
+
+_LOG = logging.getLogger(__name__)
+EXIT_USAGE = 2
+DEFAULT_STATE = Path("/var/lib/stallbox")
+T = TypeVar("T")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with one sub-command per contract command."""
+    parser = argparse.ArgumentParser(prog="stallbox", description=(
+        "Point-of-sale appliance for pop-up stalls."))
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the daemon with a demo catalog and a "
+                          "simulated printer on a pseudo-terminal")
+    demo.add_argument("--state", type=Path, default=None,
+                      help="state dir (default: ./stallbox-demo)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    serve = sub.add_parser("serve", help="run the daemon from a TOML config")
+    serve.add_argument("--config", type=Path, required=True)
+    pair = sub.add_parser("pair", help="issue a one-time pairing code for a tablet")
+    _state_args(pair)
+    imp = sub.add_parser("import-catalog", help="import a shop's product export CSV")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--skip-invalid", action="store_true",
+                     help="import the valid rows and report the rest")
+    imp.add_argument("--include-inactive", action="store_true",
+                     help="also import draft and archived products")
+    _state_args(imp)
+    verify = sub.add_parser("verify", help="check the journal's hash chain read-only")
+    _state_args(verify)
+    export = sub.add_parser("export", help="write the journal's events as JSON lines")
+    _state_args(export)
+    export.add_argument("--after-seq", type=int, default=0)
+    return parser
+
+
+def _state_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", type=Path, default=None,
+                        help=f"state dir (default: from --config, else {DEFAULT_STATE})")
+    parser.add_argument("--config", type=Path, default=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command and return its exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "demo": _cmd_demo, "serve": _cmd_serve, "pair": _cmd_pair,
+        "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as err:
+        print(f"stallbox: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except StallboxError as err:
+        print(f"stallbox: {err}", file=sys.stderr)
+        return 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from daemon.server import serve
+
+    config = load_config(args.config)
+    asyncio.run(serve(config))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from daemon.demo import run_demo
+
+    state = args.state or Path.cwd() / "stallbox-demo"
+    asyncio.run(run_demo(state, args.host, args.port))
+    return 0
+
+
+def _config_for(args: argparse.Namespace) -> Config:
+    if args.config is not None:
+        config = load_config(args.config)
+        if args.state is None:
+            return config
+    state = (args.state or DEFAULT_STATE).resolve()
+    return parse_config({"stall": {"name": "Stallbox"}, "state": {"dir": str(state)}},
+                        base_dir=Path("/"))
+
+
+def _with_daemon_or_journal(config: Config, request: dict[str, Any],
+                            offline: Callable[[Stallbox], Awaitable[T]]) -> T | dict[str, Any]:
+    """Ask the running daemon; if none runs, become the only writer briefly."""
+    try:
+        with state_lock(config.state_dir):
+            return asyncio.run(_offline(config, offline))
+    except StateLocked:
+        return ask_daemon(config.state_dir, request)
+
+
+async def _offline(config: Config, work: Callable[[Stallbox], Awaitable[T]]) -> T:
+    box = Stallbox(config)
+    await box.open()
+    try:
+        return await work(box)
+    finally:
+        await box.stop()
+
+
+def _cmd_pair(args: argparse.Namespace) -> int:
+    config = _config_for(args)
+
+    async def offline(box: Stallbox) -> dict[str, Any]:
+        return {"code": await box.issue_pairing_code()}
+
+    reply = _with_daemon_or_journal(config, {"op": "pair"}, offline)
+    ttl_min = config.pairing_code_ttl_s // 60
+    print(f"Pairing code (valid {ttl_min} minutes, one use):")
+    print(reply["code"])
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    config = _config_for(args)
+    try:
+        data = args.file.read_bytes()
+    except OSError as err:
+        print(f"stallbox: cannot read {args.file}: {err.strerror}", file=sys.stderr)
+        return 1
+    request = {"op": "import_catalog", "data": encode_file(data),
+               "skip_invalid": args.skip_invalid,
+               "include_inactive": args.include_inactive}
+
+    async def offline(box: Stallbox) -> dict[str, Any]:
+        return await import_summary(box, data, skip_invalid=args.skip_invalid,
+                                    include_inactive=args.include_inactive)
+
+    reply = _with_daemon_or_journal(config, request, offline)
+    for row, reason in reply["rejected"]:
+        print(f"row {row}: rejected: {reason}", file=sys.stderr)
+    if reply["refused"]:
+        print(f"stallbox: {reply['detail']}", file=sys.stderr)
+        print("nothing imported; fix the rows or pass --skip-invalid",
+              file=sys.stderr)
+        return 1
+    print(f"{reply['format']}: {reply['imported']} products, {reply['changed']} "
+          f"changed, {reply['skipped']} skipped, {len(reply['rejected'])} rejected")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    config = _config_for(args)
+    result = verify_journal(config.state_dir / JOURNAL_FILE)
+    if result.ok:
+        print(f"journal intact: {result.events} events, head seq {result.head_seq}")
+        return 0
+    print(f"journal BROKEN at seq {result.bad_seq}: {result.reason}")
+    return 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from daemon.journal.verify import open_readonly
+
+    config = _config_for(args)
+    conn = open_readonly(config.state_dir / JOURNAL_FILE)
+    try:
+        rows = conn.execute("SELECT seq, body, hash FROM events WHERE seq > ?"
+                            " ORDER BY seq", (args.after_seq,))
+        for seq, body, digest in rows:
+            record = {"seq": seq, "hash": bytes(digest).hex(),
+                      "event": json.loads(body)}
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

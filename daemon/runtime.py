@@ -1,0 +1,186 @@
+"""The running appliance: journal, readers, pairing and devices behind one object."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from daemon import pairing
+from daemon.catalog.apply import ImportOutcome, ImportRejected, apply_import
+from daemon.catalog.importer import parse_catalog
+from daemon.config import Config
+from daemon.errors import FatalError, NotFoundError, RetryLaterError
+from daemon.journal.readers import Reader
+from daemon.journal.store import Journal
+from daemon.sales import queries
+from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
+
+_LOG = logging.getLogger(__name__)
+JOURNAL_FILE = "journal.sqlite3"
+
+
+@dataclass(slots=True)
+class Health:
+    """What /healthz and the status pages report about the journal."""
+
+    integrity: str = "checking"  # "checking", "ok" or the first problem found
+    started_monotonic: float = 0.0
+
+
+class Stallbox:
+    """Everything one stall's daemon owns while it runs."""
+
+    journal: Journal
+    reader: Reader
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limiter = pairing.PairingLimiter()
+        self.tokens: dict[str, str] = {}
+        self.accepting = True
+        self.health = Health(started_monotonic=time.monotonic())
+        self.printer: Any = None  # set by daemon.printing when a printer is configured
+        self._check_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Open the journal, load tokens and start the background integrity check."""
+        path = self.config.state_dir / JOURNAL_FILE
+        self.journal = await asyncio.to_thread(Journal.open, path)
+        self.reader = Reader(path)
+        self.tokens = await self.reader.run(_load_tokens)
+        self._check_task = asyncio.create_task(self._quick_check())
+        _LOG.info("journal open at seq %d (%s)", self.journal.head_seq, path)
+
+    async def stop(self) -> None:
+        """Refuse new work, let queued transactions finish, close the journal."""
+        self.accepting = False
+        if self._check_task:
+            self._check_task.cancel()
+        await self.journal.close()
+        await asyncio.to_thread(self.reader.close)
+
+    async def _quick_check(self) -> None:
+        # quick_check reads the whole file; on a 1 M-sale journal that takes
+        # seconds, so it runs after the daemon is ready and sales wait only if
+        # it finds damage.
+        result = await self.reader.run(
+            lambda c: c.execute("PRAGMA quick_check").fetchone()[0])
+        self.health.integrity = result
+        if result != "ok":
+            self.accepting = False
+            _LOG.error("journal quick_check failed: %s; sales refused", result)
+
+    def _check_accepting(self) -> None:
+        if not self.accepting:
+            if self.health.integrity not in ("ok", "checking"):
+                raise FatalError("journal damaged: " + self.health.integrity)
+            raise RetryLaterError("the daemon is shutting down")
+
+    async def sell(self, request: SaleRequest) -> SaleOutcome:
+        """Journal a cash sale and wake the printer."""
+        self._check_accepting()
+        outcome = await self.journal.transact(
+            lambda tx: create_sale(tx, request, self.config.stall))
+        if outcome.created and self.printer is not None:
+            self.printer.wake()
+        return outcome
+
+    async def issue_pairing_code(self) -> str:
+        """Journal a new one-time pairing code and return it."""
+        ttl = self.config.pairing_code_ttl_s
+        return await self.journal.transact(lambda tx: pairing.issue_code(tx, ttl))
+
+    async def pair(self, code: str, name: str, client: str) -> str:
+        """Exchange a code for a token, counting wrong codes against the client."""
+        self.limiter.check(client)
+        code = pairing.check_code_format(code)
+        name = pairing.check_name(name)
+        try:
+            token, digest = await self.journal.transact(
+                lambda tx: pairing.redeem_code(tx, code, name))
+        except Exception:
+            self.limiter.failed(client)
+            raise
+        self.tokens[digest] = name
+        _LOG.info("tablet %r paired", name)
+        return token
+
+    def tablet_for(self, token: str) -> str | None:
+        """Return the paired tablet's name for a token, or None."""
+        return self.tokens.get(pairing.token_hash(token))
+
+    async def import_catalog(self, data: bytes, *, skip_invalid: bool,
+                             include_inactive: bool = False) -> ImportOutcome:
+        """Parse a catalog file off the loop, then apply it in one transaction."""
+        self._check_accepting()
+        parsed = await asyncio.to_thread(
+            parse_catalog, data, currency=self.config.stall.currency,
+            include_inactive=include_inactive)
+        return await self.journal.transact(
+            lambda tx: apply_import(tx, parsed, skip_invalid=skip_invalid))
+
+    async def products(self, q: str, category: str, limit: int) -> list[dict[str, Any]]:
+        """Search the catalog as the till does."""
+        return await self.reader.run(
+            lambda c: queries.search_products(c, q, category, limit))
+
+    async def categories(self) -> list[str]:
+        """List the catalog's categories for the till grid."""
+        return await self.reader.run(queries.categories)
+
+    async def sales(self, before_seq: int | None, limit: int) -> list[dict[str, Any]]:
+        """List sales newest first, one page at a time."""
+        return await self.reader.run(
+            lambda c: queries.list_sales(c, before_seq, limit))
+
+    async def sale(self, sale_id: str) -> dict[str, Any]:
+        """Return one sale or raise NotFoundError."""
+        return await self.reader.run(lambda c: queries.get_sale(c, sale_id))
+
+    async def receipt_text(self, sale_id: str) -> str:
+        """Return the sale's receipt as the printer prints it."""
+        columns = self.config.printer.columns if self.config.printer else 42
+        return await self.reader.run(
+            lambda c: queries.receipt_text(c, sale_id, columns))
+
+    async def reprint(self, sale_id: str) -> int:
+        """Queue an explicit reprint (marked REPRINT) and return its job id."""
+        self._check_accepting()
+        job_id = await self.journal.transact(lambda tx: queries.queue_reprint(tx, sale_id))
+        if self.printer is not None:
+            self.printer.wake()
+        return job_id
+
+    def healthz(self) -> dict[str, Any]:
+        """Return the health document; cheap, no database access."""
+        printer = self.printer.state_dict() if self.printer else {"state": "none"}
+        status = "ok" if self.accepting else "degraded"
+        return {"status": status, "journal_seq": self.journal.head_seq,
+                "journal_integrity": self.health.integrity, "printer": printer,
+                "uptime_s": int(time.monotonic() - self.health.started_monotonic)}
+
+
+async def import_summary(box: Stallbox, data: bytes, *, skip_invalid: bool,
+                         include_inactive: bool) -> dict[str, Any]:
+    """Import a catalog and describe the outcome for the CLI and control socket."""
+    try:
+        outcome = await box.import_catalog(data, skip_invalid=skip_invalid,
+                                           include_inactive=include_inactive)
+    except ImportRejected as err:
+        return {"refused": True, "detail": err.detail, "imported": 0, "changed": 0,
+                "skipped": 0, "format": "",
+                "rejected": [[r.row, r.reason] for r in err.rejected]}
+    return {"refused": False, "imported": outcome.imported,
+            "changed": outcome.changed, "skipped": outcome.skipped,
+            "format": outcome.format,
+            "rejected": [[r.row, r.reason] for r in outcome.rejected]}
+
+
+def _load_tokens(conn: sqlite3.Connection) -> dict[str, str]:
+    rows = conn.execute("SELECT token_hash, name FROM tablets WHERE revoked = 0")
+    return {digest: name for digest, name in rows}
+

@@ -1,0 +1,160 @@
+"""The JSON API under /api/v1 and the operations endpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from daemon.catalog.apply import ImportRejected
+from daemon.errors import InputError
+from daemon.sales.service import MAX_LINES, MAX_QTY, SaleRequest
+from daemon.web.keys import STALLBOX, TABLET_KEY
+from daemon.web.openapi import build_openapi
+from daemon.web.problems import problem
+from daemon.web.schema import Arr, Int, Obj, Str
+
+PAIR_BODY = Obj({"code": Str(1, 12), "name": Str(1, 40)})
+SALE_BODY = Obj({
+    "client_ref": Str(8, 64),
+    "lines": Arr(Obj({"sku": Str(1, 64), "qty": Int(1, MAX_QTY)}), 1, MAX_LINES),
+    "payment": Obj({"method": Str(choices=("cash",)),
+                    "tendered_minor": Int(0, 10**12)}),
+})
+routes = web.RouteTableDef()
+
+
+async def read_json(request: web.Request, spec: Obj) -> dict[str, Any]:
+    """Parse and check a JSON body; wrong content is a 422 naming the field."""
+    if request.content_type != "application/json":
+        raise InputError("send Content-Type: application/json", field="body")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"body is not valid JSON: {err}", field="body") from err
+    return spec.check(body)
+
+
+def client_address(request: web.Request) -> str:
+    """Return the peer address used to rate-limit pairing."""
+    return request.remote or "unknown"
+
+
+@routes.post("/api/v1/pair")
+async def pair(request: web.Request) -> web.Response:
+    body = await read_json(request, PAIR_BODY)
+    box = request.app[STALLBOX]
+    token = await box.pair(body["code"], body["name"], client_address(request))
+    return web.json_response({"token": token}, status=201)
+
+
+@routes.post("/api/v1/sales")
+async def create_sale(request: web.Request) -> web.Response:
+    body = await read_json(request, SALE_BODY)
+    sale_request = SaleRequest(
+        client_ref=body["client_ref"],
+        lines=tuple((ln["sku"], ln["qty"]) for ln in body["lines"]),
+        tendered_minor=body["payment"]["tendered_minor"],
+        tablet=request[TABLET_KEY])
+    outcome = await request.app[STALLBOX].sell(sale_request)
+    status = 201 if outcome.created else 200
+    return web.json_response(outcome.sale, status=status)
+
+
+@routes.get("/api/v1/sales")
+async def list_sales(request: web.Request) -> web.Response:
+    before = _int_param(request, "before_seq", None, 1, 2**62)
+    limit = _int_param(request, "limit", 50, 1, 200)
+    items = await request.app[STALLBOX].sales(before, limit or 50)
+    next_before = items[-1]["seq"] if len(items) == limit else None
+    return web.json_response({"items": items, "next_before_seq": next_before})
+
+
+@routes.get("/api/v1/sales/{id}")
+async def get_sale(request: web.Request) -> web.Response:
+    sale = await request.app[STALLBOX].sale(request.match_info["id"])
+    return web.json_response(sale)
+
+
+@routes.get("/api/v1/sales/{id}/receipt")
+async def get_receipt(request: web.Request) -> web.Response:
+    text = await request.app[STALLBOX].receipt_text(request.match_info["id"])
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+@routes.post("/api/v1/sales/{id}/reprint")
+async def reprint(request: web.Request) -> web.Response:
+    job_id = await request.app[STALLBOX].reprint(request.match_info["id"])
+    return web.json_response({"job_id": job_id, "reprint": True}, status=202)
+
+
+@routes.get("/api/v1/products")
+async def products(request: web.Request) -> web.Response:
+    q = request.query.get("q", "")[:100]
+    category = request.query.get("category", "")[:100]
+    limit = _int_param(request, "limit", 100, 1, 500)
+    items = await request.app[STALLBOX].products(q, category, limit or 100)
+    return web.json_response({"items": items})
+
+
+@routes.post("/api/v1/catalog/import")
+async def import_catalog(request: web.Request) -> web.Response:
+    if request.content_type not in ("text/csv", "text/plain"):
+        raise InputError("send the export with Content-Type: text/csv", field="body")
+    data = await request.read()
+    skip = request.query.get("skip_invalid", "") in ("1", "true", "yes")
+    box = request.app[STALLBOX]
+    try:
+        outcome = await box.import_catalog(data, skip_invalid=skip)
+    except ImportRejected as err:
+        return problem(422, "Catalog rejected", err.detail, imported=0,
+                       rejected=[{"row": r.row, "reason": r.reason}
+                                 for r in err.rejected])
+    return web.json_response({
+        "imported": outcome.imported, "changed": outcome.changed,
+        "skipped": outcome.skipped, "format": outcome.format,
+        "rejected": [{"row": r.row, "reason": r.reason} for r in outcome.rejected],
+    })
+
+
+@routes.get("/api/v1/printer")
+async def printer_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STALLBOX].healthz()["printer"])
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(request.app.router))
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    health = request.app[STALLBOX].healthz()
+    return web.json_response(health, status=200 if health["status"] == "ok" else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    health = request.app[STALLBOX].healthz()
+    lines = [
+        "# TYPE stallbox_journal_seq gauge",
+        f"stallbox_journal_seq {health['journal_seq']}",
+        "# TYPE stallbox_up gauge",
+        f"stallbox_up {1 if health['status'] == 'ok' else 0}",
+        "# TYPE stallbox_printer_ready gauge",
+        f"stallbox_printer_ready {int(health['printer'].get('state') == 'ready')}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _int_param(request: web.Request, name: str, default: int | None, low: int,
+               high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw[:20]) <= high:
+        raise InputError(f"{name} must be an integer from {low} to {high}",
+                         field=name)
+    return int(raw)

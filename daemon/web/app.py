@@ -1,0 +1,99 @@
+"""Build the aiohttp application: middlewares, routes and lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from daemon.config import Config
+from daemon.errors import StallboxError
+from daemon.printing import start_printing
+from daemon.runtime import Stallbox
+from daemon.web import api, pages
+from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
+from daemon.web.problems import from_exception, http_error, problem
+
+_LOG = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TOKEN_COOKIE = "stallbox_token"
+WEB_DIR = Path(__file__).parent
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith(("/api/", "/healthz", "/metrics"))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error as problem+json (API) or an error page (pages)."""
+    try:
+        return await handler(request)
+    except web.HTTPRedirection:
+        raise
+    except web.HTTPException as err:
+        if _is_api(request) or err.status == 413:
+            return http_error(err)
+        return await pages.error_page(request, err.status, err.reason)
+    except StallboxError as err:
+        response = from_exception(err)
+        if _is_api(request):
+            return response
+        return await pages.error_page(request, response.status, str(err))
+
+
+def _route_path(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+def bearer_token(request: web.Request) -> str:
+    """Return the token from the Authorization header or the page cookie."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    return request.cookies.get(TOKEN_COOKIE, "")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse every route but pairing, /healthz and static files without a token."""
+    if _route_path(request) in PUBLIC_PATHS:
+        return await handler(request)
+    token = bearer_token(request)
+    tablet = request.app[STALLBOX].tablet_for(token) if token else None
+    if tablet is None:
+        if _is_api(request):
+            return problem(401, "Unauthorized",
+                           "pair this device first: POST /api/v1/pair")
+        raise web.HTTPSeeOther("/pair")
+    request[TABLET_KEY] = tablet
+    return await handler(request)
+
+
+def create_app(config: Config) -> web.Application:
+    """Return the application; its startup opens the journal and devices."""
+    app = web.Application(middlewares=[errors_middleware, auth_middleware],
+                          client_max_size=config.max_body_bytes)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+                         autoescape=jinja2.select_autoescape(default=True))
+    app.add_routes(api.routes)
+    app.add_routes(pages.routes)
+    app.router.add_static("/static/", WEB_DIR / "static", name="static")
+    app[STALLBOX] = Stallbox(config)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    box = app[STALLBOX]
+    await box.open()
+    printing = await start_printing(box)
+    yield
+    if printing is not None:
+        await printing.stop()
+    await box.stop()

@@ -1,0 +1,15 @@
+"""Typed application keys shared by the web modules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from daemon.runtime import Stallbox
+
+STALLBOX: web.AppKey[Stallbox] = web.AppKey("stallbox")
+# Routes a client may reach without a token, by their resource's canonical path.
+PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}"})
+TABLET_KEY = "stallbox.tablet"

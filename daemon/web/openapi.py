@@ -1,0 +1,58 @@
+"""The OpenAPI 3.1 description of /api/v1, built from the router and body specs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from daemon import __version__
+
+PROBLEM = {"application/problem+json": {"schema": {"type": "object", "properties": {
+    "type": {"type": "string"}, "title": {"type": "string"},
+    "status": {"type": "integer"}, "detail": {"type": "string"},
+    "field": {"type": "string"}}}}}
+
+
+def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
+    from daemon.web.api import PAIR_BODY, SALE_BODY
+
+    return {
+        ("POST", "/api/v1/pair"): {"application/json": {"schema": PAIR_BODY.openapi()}},
+        ("POST", "/api/v1/sales"): {"application/json": {"schema": SALE_BODY.openapi()}},
+        ("POST", "/api/v1/catalog/import"): {"text/csv": {"schema": {"type": "string"}}},
+    }
+
+
+def build_openapi(router: web.UrlDispatcher) -> dict[str, Any]:
+    """Describe every /api/v1, /healthz and /metrics route the router serves."""
+    bodies = _bodies()
+    paths: dict[str, dict[str, Any]] = {}
+    for route in router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if route.method == "HEAD" or not path.startswith(("/api/v1", "/healthz",
+                                                            "/metrics")):
+            continue
+        operation: dict[str, Any] = {
+            "operationId": route.handler.__name__,
+            "responses": {"default": {"description": "error", "content": PROBLEM}},
+        }
+        if re.search(r"\{(\w+)\}", path):
+            operation["parameters"] = [
+                {"name": name, "in": "path", "required": True,
+                 "schema": {"type": "string"}}
+                for name in re.findall(r"\{(\w+)\}", path)]
+        if (route.method, path) in bodies:
+            operation["requestBody"] = {"required": True,
+                                        "content": bodies[(route.method, path)]}
+        public = path in ("/api/v1/pair", "/healthz")
+        operation["security"] = [] if public else [{"bearer": []}]
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Stallbox", "version": __version__},
+        "components": {"securitySchemes": {"bearer": {"type": "http",
+                                                      "scheme": "bearer"}}},
+        "paths": paths,
+    }

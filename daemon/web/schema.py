@@ -1,0 +1,115 @@
+"""Small declarative JSON body schemas: one source for checking and for OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.errors import InputError
+
+
+class Spec:
+    """A type a JSON value must have; check() returns it or raises naming the path."""
+
+    def check(self, value: Any, path: str) -> Any:
+        raise NotImplementedError
+
+    def openapi(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Str(Spec):
+    """A string of bounded length, optionally one of a fixed set."""
+
+    min_len: int = 0
+    max_len: int = 200
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise InputError(f"{path} must be a string", field=path)
+        if not self.min_len <= len(value) <= self.max_len:
+            raise InputError(f"{path} must be {self.min_len} to {self.max_len} "
+                             "characters", field=path)
+        if self.choices and value not in self.choices:
+            raise InputError(f"{path} must be one of {', '.join(self.choices)}",
+                             field=path)
+        return value
+
+    def openapi(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string", "minLength": self.min_len,
+                               "maxLength": self.max_len}
+        if self.choices:
+            out["enum"] = list(self.choices)
+        return out
+
+
+@dataclass(frozen=True)
+class Int(Spec):
+    """An integer (never a float or a boolean) within bounds."""
+
+    minimum: int = 0
+    maximum: int = 10**12
+
+    def check(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{path} must be an integer", field=path)
+        if not self.minimum <= value <= self.maximum:
+            raise InputError(f"{path} must be between {self.minimum} and "
+                             f"{self.maximum}", field=path)
+        return value
+
+    def openapi(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+
+@dataclass(frozen=True)
+class Arr(Spec):
+    """A list of items of one spec, with a bounded count."""
+
+    item: Spec
+    min_items: int = 0
+    max_items: int = 100
+
+    def check(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise InputError(f"{path} must be a list", field=path)
+        if not self.min_items <= len(value) <= self.max_items:
+            raise InputError(f"{path} must have {self.min_items} to "
+                             f"{self.max_items} items", field=path)
+        return [self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    def openapi(self) -> dict[str, Any]:
+        return {"type": "array", "items": self.item.openapi(),
+                "minItems": self.min_items, "maxItems": self.max_items}
+
+
+@dataclass(frozen=True)
+class Obj(Spec):
+    """An object with known fields; unknown fields are refused by name."""
+
+    fields: Mapping[str, Spec]
+    optional: frozenset[str] = field(default_factory=frozenset)
+
+    def check(self, value: Any, path: str = "body") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise InputError(f"{path} must be a JSON object", field=path)
+        for key in value:
+            if key not in self.fields:
+                name = key if path == "body" else f"{path}.{key}"
+                raise InputError(f"unknown field {name[:80]!r}", field=name[:80])
+        out = {}
+        for key, spec in self.fields.items():
+            name = key if path == "body" else f"{path}.{key}"
+            if key in value:
+                out[key] = spec.check(value[key], name)
+            elif key not in self.optional:
+                raise InputError(f"{name} is required", field=name)
+        return out
+
+    def openapi(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False,
+                "properties": {k: s.openapi() for k, s in self.fields.items()},
+                "required": [k for k in self.fields if k not in self.optional]}
