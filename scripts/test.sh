@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install the test dependencies (Debian's chromium for page tests, the project
+# with its test extras in .venv) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v chromium >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+scripts/setup-venv.sh test
+exec .venv/bin/python -m pytest "$@"
