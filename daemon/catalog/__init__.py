@@ -1,1 +1,1 @@
-"""Stallbox catalog package."""
+"""Stallbox catalog package: products and the importers of shop exports."""

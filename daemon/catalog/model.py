@@ -25,6 +25,8 @@ class ProductRecord:
     barcode: str = ""
     source: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # True when the SKU came from derive_sku, not from the shop's export.
+    sku_derived: bool = False
 
     def display_name(self) -> str:
         """Return the name with its variant, as a till and receipt show it."""
@@ -47,3 +49,5 @@ class ParseResult:
     products: list[ProductRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     skipped: int = 0
+    # Things the owner should know that refused no row (ignored columns...).
+    warnings: list[str] = field(default_factory=list)
