@@ -26,5 +26,13 @@ class RetryLaterError(StallboxError):
     """Raised when a resource is busy or unavailable; the same call may work later."""
 
 
+class RateLimitedError(RetryLaterError):
+    """Raised when a client tried too often (wrong pairing codes); it must wait."""
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class FatalError(StallboxError):
     """Raised when the daemon cannot safely go on (bad pragmas, damaged journal)."""

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from daemon.errors import InputError, RetryLaterError
+from daemon.errors import InputError, RateLimitedError
 from daemon.journal.store import Tx
 
 TOKEN_BYTES = 32  # 256 random bits; the issue asks for at least 128
@@ -84,13 +84,14 @@ class PairingLimiter:
     _all: deque[float] = field(default_factory=deque)
 
     def check(self, client: str) -> None:
-        """Raise RetryLaterError when this client or everyone failed too often."""
+        """Raise RateLimitedError when this client or everyone failed too often."""
         now = time.monotonic()
         recent = self._trim(self._by_client.get(client, deque()), now)
         if len(recent) >= self.per_client or len(self._trim(self._all, now)) \
                 >= self.overall:
             wait_s = int(self.window_s - (now - (recent or self._all)[0])) + 1
-            raise RetryLaterError(f"too many wrong codes; try again in {wait_s} s")
+            raise RateLimitedError(f"too many wrong codes; try again in {wait_s} s",
+                                   retry_after_s=wait_s)
 
     def failed(self, client: str) -> None:
         """Record one wrong code from client."""

@@ -30,7 +30,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     """Open the journal read-only; safe while the daemon writes it."""
     if not path.exists():
         raise FileNotFoundError(f"no journal at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 

@@ -12,4 +12,4 @@ if TYPE_CHECKING:
 STALLBOX: web.AppKey[Stallbox] = web.AppKey("stallbox")
 # Routes a client may reach without a token, by their resource's canonical path.
 PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}"})
-TABLET_KEY = "stallbox.tablet"
+TABLET_KEY: web.RequestKey[str] = web.RequestKey("tablet")

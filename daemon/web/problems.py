@@ -14,6 +14,7 @@ from daemon.errors import (
     FatalError,
     InputError,
     NotFoundError,
+    RateLimitedError,
     RetryLaterError,
 )
 
@@ -42,6 +43,9 @@ def from_exception(err: Exception) -> web.Response:
         return problem(404, "Not found", str(err))
     if isinstance(err, ConflictError):
         return problem(409, "Conflict", str(err))
+    if isinstance(err, RateLimitedError):
+        return problem(429, "Too many requests", str(err),
+                       retry_after_s=err.retry_after_s)
     if isinstance(err, RetryLaterError):
         return problem(503, "Try again later", str(err), retry_after_s=5)
     if isinstance(err, FatalError):
