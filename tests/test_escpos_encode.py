@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from receipt_samples import market_receipt
 
 from daemon.sales.receipt import ReceiptLine
 from device.printer import escpos
 from device.printer.settings import PrinterSettings
+from tests.receipt_samples import market_receipt
 
 GOLDEN = Path(__file__).parent / "golden"
 SETTINGS = PrinterSettings(port="/dev/null")

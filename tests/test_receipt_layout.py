@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from receipt_samples import market_receipt
 
 from daemon.sales.receipt import (
     REPRINT_BANNER,
@@ -14,6 +13,7 @@ from daemon.sales.receipt import (
     printable,
     render_text,
 )
+from tests.receipt_samples import market_receipt
 
 
 @pytest.mark.parametrize("columns", [20, 32, 42, 48, 64])
