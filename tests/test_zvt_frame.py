@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_zvt_data import Vector, serial_frames
 
 from device.terminal.zvt_frame import (
     AckReceived,
@@ -19,6 +18,7 @@ from device.terminal.zvt_frame import (
     encode_frame,
     frame_crc,
 )
+from tests.test_zvt_data import Vector, serial_frames
 
 
 def apdus(events: list[FrameEvent]) -> list[bytes]:
@@ -138,9 +138,7 @@ def test_any_split_decodes_same_apdus(
         events += decoder.feed(stream[start:end])
 
     assert apdus(events) == payloads
-    assert sum(isinstance(e, AckReceived) for e in events) == sum(
-        acks[: len(payloads)]
-    )
+    assert sum(isinstance(e, AckReceived) for e in events) == sum(acks[: len(payloads)])
     assert not [e for e in events if isinstance(e, BadFrame | Garbage)]
 
 
