@@ -87,8 +87,8 @@ def test_bad_lrc_reported() -> None:
     ("body", "reason"),
     [
         (b"01000012501109", "reply must be 29"),
-        (b"010X00001250110978          AB".replace(b"X", b"0")[:-1], "reply must"),
-        (b"010000012X0110978          AB", "amount is not numeric"),
+        (REPLY_1250_OK[1:-2] + b" ", "reply must be 29 chars, got 30"),
+        (REPLY_1250_OK[1:-2].replace(b"1250", b"12X0"), "amount is not numeric"),
     ],
 )
 def test_malformed_replies_rejected(body: bytes, reason: str) -> None:
