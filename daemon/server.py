@@ -47,6 +47,7 @@ def _url(config: Config, port: int) -> str:
 
 async def serve(config: Config, on_ready: Ready | None = None) -> None:
     """Serve until SIGTERM or SIGINT; the caller holds no locks."""
+    stop = _stop_on_signals()
     with state_lock(config.state_dir):
         app = create_app(config)
         runner = web.AppRunner(app, handle_signals=False,
@@ -62,7 +63,7 @@ async def serve(config: Config, on_ready: Ready | None = None) -> None:
             _LOG.info("serving on %s (journal seq %d)", url, box.journal.head_seq)
             if on_ready is not None:
                 await on_ready(box, url)
-            await _wait_for_signal()
+            await stop.wait()
             _LOG.info("stopping: refusing new sales, finishing in-flight work")
             box.accepting = False
         finally:
@@ -71,13 +72,10 @@ async def serve(config: Config, on_ready: Ready | None = None) -> None:
     _LOG.info("stopped")
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event SIGTERM and SIGINT set, installed before anything binds."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    return stop

@@ -1,0 +1,77 @@
+"""Run `stallbox serve` as a real process for crash and CLI tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 20.0
+_SERVING = re.compile(r"serving on (http://\S+/)")
+
+
+def write_config(path: Path, state_dir: Path, extra: str = "") -> Path:
+    """Write a config for a daemon on a free loopback port."""
+    path.write_text(
+        f'[stall]\nname = "Crashtest"\n[http]\nhost = "127.0.0.1"\nport = 0\n'
+        f'[state]\ndir = "{state_dir}"\n{extra}', encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run a stallbox CLI command to completion."""
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+class DaemonProcess:
+    """One `stallbox serve` process; knows its URL once it logged readiness."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.url = ""
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "serve", "--config", str(config)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(READY_TIMEOUT_S):
+            self.kill()
+            raise RuntimeError("daemon not ready:\n" + "".join(self.log[-30:]))
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            match = _SERVING.search(line)
+            if match:
+                self.url = match.group(1)
+                self._ready.set()
+
+    def kill(self) -> None:
+        """SIGKILL the daemon: no cleanup, as a power cut would leave it."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._close()
+
+    def _close(self) -> None:
+        self._reader.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM and wait; return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout_s)
+        self._close()
+        return code
