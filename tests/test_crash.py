@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.daemon_process import DaemonProcess, run_cli, write_config
+from scripts.daemonproc import DaemonProcess, run_cli, write_config
 
 pytestmark = pytest.mark.slow
 CATALOG = (b"sku,name,price,tax_class\nTEE,Kr\xc3\xa4utertee,\"3,20\",reduced\n"

@@ -73,7 +73,23 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig) -> SaleOutcome
     tx.execute(
         "INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
         " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
-    return SaleOutcome(True, load_sale(tx.conn, sale_id))
+    return SaleOutcome(True, _new_sale_dict(data, event.seq, event.ts, "completed"))
+
+
+def _new_sale_dict(data: dict[str, Any], seq: int, ts: str,
+                   status: str) -> dict[str, Any]:
+    """Shape a sale just journaled as the API returns it, without reading it back."""
+    payment = data["payments"][0]
+    return {
+        "id": data["id"], "seq": seq, "client_ref": data["client_ref"],
+        "created_at": ts, "tablet": data["tablet"], "total_minor": data["total_minor"],
+        "currency": data["currency"], "status": status, "lines": data["lines"],
+        "taxes": data["taxes"], "change_minor": data["change_minor"],
+        "payments": [{"method": payment["method"],
+                      "amount_minor": payment["amount_minor"],
+                      "tendered_minor": payment["tendered_minor"],
+                      "change_minor": data["change_minor"], "status": "approved"}],
+    }
 
 
 def _line_inputs(tx: Tx, lines: Sequence[tuple[str, int]]) -> list[LineInput]:

@@ -1,4 +1,4 @@
-"""Run `stallbox serve` as a real process for crash and CLI tests."""
+"""Run `stallbox serve` as a real process (tests, benchmarks, torture runs)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Stallbox benchmarks: every figure next to its floor, measured in the same run.
+
+    python scripts/bench.py            # all benchmarks, full sizes
+    python scripts/bench.py --quick    # smaller sizes, a few minutes at most
+    python scripts/bench.py sale start # a named subset
+
+Writes bench-results.json and bench-results.md (a Markdown table). The load
+generator runs in its own process so client and daemon each get a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from scripts.daemonproc import DaemonProcess, run_cli, write_config  # noqa: E402
+
+CATALOG = b"sku,name,price,tax_class\nTEE,Tee,\"3,20\",reduced\nSEIFE,Seife,\"5,90\",standard\n"
+SALE_LINES = [{"sku": "TEE", "qty": 2}, {"sku": "SEIFE", "qty": 1}]
+
+
+@dataclass
+class Figure:
+    """One measured figure, its floor from the same run, and the target ratio."""
+
+    name: str
+    value: float
+    unit: str
+    floor_name: str = ""
+    floor: float | None = None
+    target: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.floor:
+            return None
+        return self.value / self.floor
+
+    def row(self) -> str:
+        floor = f"{self.floor:.3f} {self.unit} ({self.floor_name})" if self.floor \
+            else "—"
+        ratio = f"{self.ratio:.2f}×" if self.ratio is not None else "—"
+        return (f"| {self.name} | {self.value:.3f} {self.unit} | {floor} | {ratio} "
+                f"| {self.target} |")
+
+
+# -- floors -----------------------------------------------------------------
+
+
+def sqlite_commit_floor(directory: Path, commits: int) -> list[float]:
+    """Time single-row commits with WAL + synchronous=FULL, in milliseconds."""
+    path = directory / "floor.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+    times = []
+    for i in range(commits):
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (body) VALUES (?)", (b"x" * 300 + str(i).encode(),))
+        conn.execute("COMMIT")
+        times.append((time.perf_counter() - start) * 1000)
+    conn.close()
+    return times
+
+
+def _empty_server(port_queue: Any) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/api/v1/sales", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_queue.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# -- load generator (runs in its own process) ---------------------------------
+
+
+async def _client_loop(session: aiohttp.ClientSession, url: str, count: int,
+                       latencies: list[float]) -> None:
+    for _ in range(count):
+        body = {"client_ref": uuid.uuid4().hex, "lines": SALE_LINES,
+                "payment": {"method": "cash", "tendered_minor": 2000}}
+        start = time.perf_counter()
+        async with session.post(url, json=body) as resp:
+            await resp.read()
+            if resp.status not in (200, 201):
+                raise RuntimeError(f"sale failed: {resp.status}")
+        latencies.append((time.perf_counter() - start) * 1000)
+
+
+async def _drive(url: str, token: str, clients: int, per_client: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=clients)
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        await _client_loop(session, url, 20, [])  # warm-up
+        start = time.perf_counter()
+        await asyncio.gather(*(_client_loop(session, url, per_client, latencies)
+                               for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return {"latencies": latencies, "elapsed_s": elapsed}
+
+
+def _drive_process(url: str, token: str, clients: int, per_client: int,
+                   out: Any) -> None:
+    out.put(asyncio.run(_drive(url, token, clients, per_client)))
+
+
+def drive(url: str, token: str, clients: int, per_client: int) -> dict[str, Any]:
+    """Run the load generator in another process and return its measurements."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_drive_process, args=(url, token, clients, per_client,
+                                                    out))
+    proc.start()
+    result = out.get(timeout=600)
+    proc.join()
+    return result
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Return the pct-th percentile (nearest rank) of values."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+# -- the daemon under test ---------------------------------------------------
+
+
+class Stall:
+    """A daemon process with a paired token and a small catalog."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.state = root / "state"
+        self.config = write_config(root / "stallbox.toml", self.state)
+        start = time.perf_counter()
+        self.daemon = DaemonProcess(self.config)
+        self.ready_s = time.perf_counter() - start
+        code = run_cli("pair", "--state", str(self.state)).stdout.split()[-1]
+        self.token = asyncio.run(self._pair(code))
+        catalog = root / "catalog.csv"
+        catalog.write_bytes(CATALOG)
+        run_cli("import-catalog", str(catalog), "--state", str(self.state))
+
+    async def _pair(self, code: str) -> str:
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(self.daemon.url + "api/v1/pair",
+                                      json={"code": code, "name": "bench"})
+            return (await resp.json())["token"]
+
+    @property
+    def sales_url(self) -> str:
+        return self.daemon.url + "api/v1/sales"
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.daemon.proc.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines()
+                  if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    def stop(self) -> None:
+        self.daemon.terminate()
+
+
+def empty_handler_url() -> tuple[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    proc = ctx.Process(target=_empty_server, args=(ports,), daemon=True)
+    proc.start()
+    return f"http://127.0.0.1:{ports.get(timeout=30)}/api/v1/sales", proc
+
+
+# -- benchmarks ---------------------------------------------------------------
+
+
+def bench_sale(quick: bool, root: Path) -> list[Figure]:
+    """Durable cash sale through the API: latency with one client, throughput with 20."""
+    single, per20 = (300, 100) if quick else (2000, 500)
+    commit_ms = statistics.median(sqlite_commit_floor(root, single))
+    empty_url, empty_proc = empty_handler_url()
+    empty1 = drive(empty_url, "x", 1, single)
+    empty20 = drive(empty_url, "x", 20, per20)
+    empty_proc.terminate()
+    stall = Stall(root / "sale")
+    one = drive(stall.sales_url, stall.token, 1, single)
+    twenty = drive(stall.sales_url, stall.token, 20, per20)
+    stall.stop()
+    rt_ms = statistics.median(empty1["latencies"])
+    floor = commit_ms + rt_ms
+    rate = len(twenty["latencies"]) / twenty["elapsed_s"]
+    empty_rate = len(empty20["latencies"]) / empty20["elapsed_s"]
+    return [
+        Figure("sqlite commit (WAL+FULL), median", commit_ms, "ms"),
+        Figure("empty aiohttp round trip, median", rt_ms, "ms"),
+        Figure("cash sale via API, 1 client, p50", statistics.median(one["latencies"]),
+               "ms", "commit + empty round trip", floor, "≤ 2×"),
+        Figure("cash sale via API, 1 client, p99", percentile(one["latencies"], 99),
+               "ms", "commit + empty round trip", floor),
+        Figure("cash sales/s, 20 clients", rate, "sales/s",
+               "empty handler req/s, 20 clients", empty_rate, "≥ 1000 sales/s"),
+    ]
+
+
+def bench_start(quick: bool, root: Path) -> list[Figure]:
+    """Start-to-ready of a fresh daemon and of one with many sales, and RSS."""
+    sales = 10_000 if quick else 10_000
+    stall = Stall(root / "start")
+    fresh_s = stall.ready_s
+    drive(stall.sales_url, stall.token, 20, sales // 20)
+    rss = stall.rss_mb()
+    stall.stop()
+    start = time.perf_counter()
+    daemon = DaemonProcess(stall.config)
+    loaded_s = time.perf_counter() - start
+    daemon.terminate()
+    python_s = _python_start_s()
+    return [
+        Figure("start to ready, empty journal", fresh_s * 1000, "ms",
+               "python -c 'import aiohttp'", python_s * 1000, "≤ 1000 ms"),
+        Figure(f"start to ready, {sales} sales", loaded_s * 1000, "ms",
+               "python -c 'import aiohttp'", python_s * 1000, "≤ 1000 ms"),
+        Figure(f"resident memory after {sales} sales", rss, "MB", "", None,
+               "≤ 80 MB"),
+    ]
+
+
+def _python_start_s() -> float:
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import aiohttp"], check=True)
+    return time.perf_counter() - start
+
+
+BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
+    "sale": bench_sale,
+    "start": bench_start,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []],
+                        help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, default=REPO / "bench-results.json")
+    parser.add_argument("--markdown", type=Path, default=REPO / "bench-results.md")
+    parser.add_argument("--readme", action="store_true",
+                        help="also replace the README's performance table")
+    args = parser.parse_args()
+    names = args.names or list(BENCHMARKS)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="stallbox-bench-", dir=REPO) as tmp:
+        for name in names:
+            print(f"running {name} …", file=sys.stderr)
+            figures += BENCHMARKS[name](args.quick, Path(tmp))
+    report(figures, args)
+    return 0
+
+
+def report(figures: list[Figure], args: argparse.Namespace) -> None:
+    """Print the table and write the JSON and Markdown files."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python " \
+              f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    lines = [f"Measured {when} on {machine} with `{command}`.", "",
+             "| figure | value | floor (same run) | ratio | target |",
+             "|---|---|---|---|---|", *(f.row() for f in figures)]
+    table = "\n".join(lines)
+    print(table)
+    args.markdown.write_text(table + "\n", encoding="utf-8")
+    if args.readme:
+        _update_readme(table)
+    args.json.write_text(json.dumps({
+        "measured_at": when, "machine": machine, "command": command,
+        "figures": [{**asdict(f), "ratio": f.ratio} for f in figures],
+    }, indent=2), encoding="utf-8")
+
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def _update_readme(table: str) -> None:
+    """Replace the README's table between the bench markers with this run's."""
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}",
+                      encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
