@@ -133,16 +133,7 @@ def _line(
         raise InputError(f"carbon line {line.sku!r} needs a quantity of at least 1")
     factor = table.get(line.factor_id)
     goods = _goods_kg(line, factor, conversion, currency)
-    packaging = Fraction(0)
-    pack_spread = Fraction(0)
-    if line.packaging_factor_id:
-        material = table.get(line.packaging_factor_id)
-        if material.basis != "mass":
-            raise InputError(
-                f"packaging factor {material.factor_id!r} is not mass-based"
-            )
-        packaging = _mass_kg(material, line.packaging_mass_g, line.qty)
-        pack_spread = packaging * material.uncertainty
+    packaging, pack_spread = _packaging_kg(line, table)
     spread = goods * factor.uncertainty + pack_spread
     total = goods + packaging
     return LineEstimate(
@@ -154,6 +145,17 @@ def _line(
         total + spread,
         line.defaulted,
     )
+
+
+def _packaging_kg(line: CarbonLine, table: FactorTable) -> tuple[Fraction, Fraction]:
+    """Return the packaging's kg CO2e and its uncertainty half-width."""
+    if not line.packaging_factor_id:
+        return Fraction(0), Fraction(0)
+    material = table.get(line.packaging_factor_id)
+    if material.basis != "mass":
+        raise InputError(f"packaging factor {material.factor_id!r} is not mass-based")
+    kg = _mass_kg(material, line.packaging_mass_g, line.qty)
+    return kg, kg * material.uncertainty
 
 
 def _goods_kg(
@@ -203,13 +205,14 @@ def format_co2e(kg: Fraction, decimal_sep: str = ",") -> str:
 def receipt_lines(estimate_: CarbonEstimate, decimal_sep: str = ",") -> tuple[str, ...]:
     """Return the carbon block's text: total and range, method, data, no offsets."""
 
-    def fmt(kg: Fraction) -> str:
-        return format_co2e(kg, decimal_sep)
-
+    total, low, high = (
+        format_co2e(kg, decimal_sep)
+        for kg in (estimate_.total_kg, estimate_.low_kg, estimate_.high_kg)
+    )
     data = "; ".join(f"{name} {version}" for name, version in estimate_.datasets)
     return (
-        f"Est. footprint {fmt(estimate_.total_kg)} CO2e",
-        f"(range {fmt(estimate_.low_kg)} to {fmt(estimate_.high_kg)})",
+        f"Est. footprint {total} CO2e",
+        f"(range {low} to {high})",
         f"Method {estimate_.method_id} {estimate_.method_version}",
         f"Data: {data}" if data else "Data: none",
         "No offsets netted.",
