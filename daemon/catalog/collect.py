@@ -5,15 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from daemon.catalog.csvread import Row, Table
+from daemon.catalog.csvread import MAX_REJECTIONS, Row, Table
 from daemon.catalog.errors import CatalogError, RowError
 from daemon.catalog.model import ParseResult, ProductRecord, Rejection
 
 _log = logging.getLogger(__name__)
-
-# Past this many refused rows the file is almost surely not what the owner
-# meant to upload; listing thousands of reasons helps nobody.
-MAX_REJECTIONS = 500
 
 
 class Collector:

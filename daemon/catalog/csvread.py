@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from daemon.catalog.errors import CatalogError
@@ -24,6 +24,10 @@ _BOMS_UTF16_32 = {
     b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16",
 }
 _DELIMITERS = (",", ";", "\t")
+
+# Past this many refused rows the file is almost surely not what the owner
+# meant to upload; listing thousands of reasons helps nobody.
+MAX_REJECTIONS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +105,40 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-def read_table(text: str) -> Table:
-    """Split decoded text into header and rows; structural faults are rejections."""
+def read_table(text: str, check: Callable[[Table], object] = bool) -> Table:
+    """Split decoded text into header and rows; structural faults are rejections.
+
+    `check` sees the table right after its header is read, so a file that is
+    no catalog is refused before its rows are parsed.
+    """
     if not text.strip():
         raise CatalogError("file is empty")
     records = _records(text, sniff_delimiter(text))
     _, first = next(records)
     if isinstance(first, str):
         raise CatalogError(f"the header line is not valid CSV: {first}")
-    table = Table([normalise_header(cell) for cell in first])
+    table = Table(_unique([normalise_header(cell) for cell in first]))
     if not any(table.header):
         raise CatalogError("the first line is not a header")
+    check(table)
     for number, cells in records:
         _add_row(table, number, cells)
+        if len(table.rejected) > MAX_REJECTIONS:
+            raise CatalogError(
+                f"more than {MAX_REJECTIONS} malformed rows (row {number}: "
+                f"{table.rejected[-1].reason}); is this the right file?")
     _note_missing_newline(table, text)
     return table
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Suffix repeated column names ("price#2") so the first one is the one read."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique
 
 
 def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | str]]:

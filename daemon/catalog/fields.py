@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import unicodedata
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from daemon.catalog.errors import RowError
@@ -15,7 +15,9 @@ GRAMS_PER_UNIT: dict[str, Decimal] = {
     "g": Decimal(1), "kg": Decimal(1000), "lb": Decimal("453.59237"),
     "lbs": Decimal("453.59237"), "oz": Decimal("28.349523125"),
 }
-_MAX_WEIGHT_G = 10**9
+_MAX_WEIGHT_G = 10**6  # a tonne, in any unit, is no stall item
+# Unicode category Cc: C0 controls, DEL and C1 controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0", ""})
 
@@ -57,7 +59,8 @@ def weight_g(text: str, unit: str = "g") -> int | None:
         value = Decimal(text)
     except InvalidOperation as err:
         raise RowError(f"unparsable weight {text[:40]!r}") from err
-    if not value.is_finite() or value < 0 or value * factor > _MAX_WEIGHT_G:
+    # Range first: arithmetic on 1e999999 would overflow the decimal context.
+    if not value.is_finite() or not 0 <= value <= _MAX_WEIGHT_G:
         raise RowError(f"weight out of range {text[:40]!r}")
     grams = int((value * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     return grams or None
@@ -81,10 +84,12 @@ def clean_text(text: str) -> str:
     export. C0/C1 control codes are refused since a receipt printer would
     obey them (ESC, GS) instead of printing them.
     """
-    text = " ".join(html.unescape(text).split())
-    for char in text:
-        if unicodedata.category(char) == "Cc":
-            raise RowError(f"text contains control code U+{ord(char):04X}")
+    if "&" in text:
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    control = _CONTROL.search(text)
+    if control:
+        raise RowError(f"text contains control code U+{ord(control[0]):04X}")
     return text
 
 

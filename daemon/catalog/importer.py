@@ -38,6 +38,8 @@ MAX_CATALOG_BYTES = 20 * 1024 * 1024
 
 # Order matters: each test is narrower than the ones after it.
 _FORMATS: tuple[ModuleType, ...] = (shopify, square, woocommerce, simple)
+_PARSERS: dict[str, Callable[[Table, ParseContext], ParseResult]] = {
+    module.__name__.rsplit(".", 1)[-1]: module.parse for module in _FORMATS}
 
 
 def parse_catalog(data: bytes, *, currency: Currency,
@@ -50,8 +52,9 @@ def parse_catalog(data: bytes, *, currency: Currency,
     text = decode(data)
     if not isinstance(text, str):
         return ParseResult(format="unknown", rejected=[text])
-    table = read_table(text)
-    parse = _parser(table)
+    formats: list[str] = []
+    table = read_table(text, lambda header: formats.append(sniff_format(header)))
+    parse = _PARSERS[formats[0]]
     result = parse(table, ParseContext(currency, include_inactive))
     _log.info("catalog parsed: format=%s products=%d rejected=%d skipped=%d",
               result.format, len(result.products), len(result.rejected),
@@ -68,10 +71,3 @@ def sniff_format(table: Table) -> str:
     raise CatalogError(
         "not a catalog format Stallbox knows (Shopify, Square, WooCommerce or "
         f"the simple sku,name,price CSV); header starts: {shown!r}")
-
-
-def _parser(table: Table) -> Callable[[Table, ParseContext], ParseResult]:
-    """Return the parse function of the file's format."""
-    name = sniff_format(table)
-    module = next(m for m in _FORMATS if m.__name__.endswith(f".{name}"))
-    return module.parse
