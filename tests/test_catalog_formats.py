@@ -118,6 +118,11 @@ def test_shopify_rows_without_a_titled_row_are_refused() -> None:
     assert "Title" in result.rejected[0].reason
 
 
+def test_shopify_titled_row_without_price_is_refused_not_dropped() -> None:
+    result = parse(b"Handle,Title,Option1 Value,Variant Price\nx,Apfel,,\n")
+    assert [(r.row, r.reason) for r in result.rejected] == [(2, "missing price")]
+
+
 def test_simple_format_semicolons_decimal_comma_and_defaults() -> None:
     data = ("name;price;variant;tax_class;weight_g;gift_card;notes\n"
             "Crème brûlée;4,50;;reduced;150;;lecker\n"

@@ -144,10 +144,10 @@ def test_cakecorner_entities_options_and_zero_prices() -> None:
 
 def test_septembrea_shared_skus_are_derived_for_every_holder() -> None:
     result = parse("shopify/septembrea_candles_crafts_products_export.csv")
-    derived = {p.extra["shop_sku"]: [] for p in result.products if p.sku_derived}
+    derived: dict[str, list[str]] = {}
     for p in result.products:
         if p.sku_derived:
-            derived[p.extra["shop_sku"]].append(p.name)
+            derived.setdefault(p.extra["shop_sku"], []).append(p.name)
     # PIN-SMA, WHT-SMA and BLK-SMA are each used by two different products.
     assert {k: len(v) for k, v in derived.items()} == {
         "PIN-SMA": 2, "WHT-SMA": 2, "BLK-SMA": 2}

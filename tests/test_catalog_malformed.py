@@ -19,8 +19,8 @@ EUR = Currency.of("EUR")
 HEADER = "sku,name,price,tax_class\n"
 
 
-def parse(data: bytes, **kwargs: int) -> ParseResult:
-    return parse_catalog(data, currency=EUR, **kwargs)
+def parse(data: bytes, max_bytes: int = MAX_CATALOG_BYTES) -> ParseResult:
+    return parse_catalog(data, currency=EUR, max_bytes=max_bytes)
 
 
 def test_truncated_inside_a_quoted_field() -> None:

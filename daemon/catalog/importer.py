@@ -56,7 +56,7 @@ def parse_catalog(data: bytes, *, currency: Currency,
     table = read_table(text, lambda header: formats.append(sniff_format(header)))
     parse = _PARSERS[formats[0]]
     result = parse(table, ParseContext(currency, include_inactive))
-    _log.info("catalog parsed: format=%s products=%d rejected=%d skipped=%d",
+    _log.debug("catalog parsed: format=%s products=%d rejected=%d skipped=%d",
               result.format, len(result.products), len(result.rejected),
               result.skipped)
     return result

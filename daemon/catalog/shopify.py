@@ -9,7 +9,7 @@ How rows become products:
 - Rows sharing a Handle are one product; its first row with a Title carries
   the product fields (title, vendor, type, status, gift card), which variant
   rows that hold only the handle inherit.
-- A row without price, SKU and option value is an image row: ignored.
+- A row without title, price, SKU and option value is an image row: ignored.
 - The variant is its option values joined by " / " ("Default Title" dropped).
 - `Variant Taxable` FALSE -> tax class "zero" (the shop charges no tax on it),
   otherwise "standard"; the owner re-classes food as "reduced" after import,
@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from daemon.catalog import fields
 from daemon.catalog.collect import Collector
@@ -75,8 +76,8 @@ def parse(table: Table, ctx: ParseContext) -> ParseResult:
     products = _group(table, out)
     shared = _shared_skus(products, out)
     for product in products.values():
-        out.each(product.variants, lambda row, p=product: _variant(
-            p, row, shared, ctx, out))
+        out.each(product.variants, partial(
+            _variant, product, shared=shared, ctx=ctx, out=out))
     return out.finish()
 
 
@@ -102,8 +103,14 @@ def _group(table: Table, out: Collector) -> dict[str, _Product]:
 
 
 def _is_variant(row: Row) -> bool:
-    """Return whether a row describes a variant rather than only an image."""
-    return bool(row.get(*PRICE) or row.get(*SKU) or row.get(*OPTION_VALUES))
+    """Return whether a row describes a variant rather than only an image.
+
+    A titled row always does: Shopify puts the first variant on it, so one
+    with an empty price must be refused, not dropped as an image row.
+    """
+    fields_ = (row.get("title"), row.get(*PRICE), row.get(*SKU),
+               row.get(*OPTION_VALUES))
+    return any(fields_)
 
 
 def _shared_skus(products: dict[str, _Product], out: Collector) -> set[str]:
@@ -117,7 +124,7 @@ def _shared_skus(products: dict[str, _Product], out: Collector) -> set[str]:
     return shared
 
 
-def _variant(product: _Product, row: Row, shared: set[str], ctx: ParseContext,
+def _variant(product: _Product, row: Row, *, shared: set[str], ctx: ParseContext,
              out: Collector) -> None:
     """Build one variant's record from its row and its product's head row."""
     head = product.head
