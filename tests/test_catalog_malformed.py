@@ -55,6 +55,15 @@ def test_latin1_is_refused_with_byte_offset_and_row() -> None:
         (3, f"file is not UTF-8 (byte 0xE8 at offset {offset})")]
 
 
+def test_not_utf8_row_counts_records_not_lines() -> None:
+    data = ('\ufeffsku,name,price\nA,"Apfel\r\nmit\nZeilen",1.00\n'.encode()
+            + 'B,"Brûlée",2.00\n'.encode("latin-1"))
+    offset = data.index(b"\xfb")
+    result = parse(data)
+    assert [(r.row, r.reason) for r in result.rejected] == [
+        (3, f"file is not UTF-8 (byte 0xFB at offset {offset})")]
+
+
 def test_real_export_saved_as_windows_1252() -> None:
     text = (CATALOGS / "shopify" / "fr_parispousse_plants_products_export.csv"
             ).read_text(encoding="utf-8")

@@ -18,7 +18,6 @@ from daemon.catalog.model import Rejection
 
 _log = logging.getLogger(__name__)
 
-_BOM_UTF8 = b"\xef\xbb\xbf"
 _BOMS_UTF16_32 = {
     b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
     b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16",
@@ -69,12 +68,11 @@ def decode(data: bytes) -> str | Rejection:
     for bom, name in _BOMS_UTF16_32.items():
         if data.startswith(bom):
             return Rejection(1, f"file is {name}, not UTF-8: export it as UTF-8")
-    if data.startswith(_BOM_UTF8):
-        data = data[len(_BOM_UTF8):]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         return _not_utf8(data, err.start)
+    text = text.removeprefix("\ufeff")
     if "\x00" in text[:4096]:
         return Rejection(1, "file contains NUL bytes: is it UTF-16 without a BOM?")
     return text
@@ -82,7 +80,12 @@ def decode(data: bytes) -> str | Rejection:
 
 def _not_utf8(data: bytes, offset: int) -> Rejection:
     """Describe the first byte that is not UTF-8 and the row it sits in."""
-    row = data.count(b"\n", 0, offset) + 1
+    before = data[:offset].decode("utf-8", errors="replace")
+    # Line breaks outside quotes end records: the text between the 2nd and
+    # 3rd quote, 4th and 5th... is outside, as the csv module reads it too.
+    outside = before.split('"')[0::2]
+    breaks = sum(p.count("\n") + p.count("\r") - p.count("\r\n") for p in outside)
+    row = breaks + 1
     return Rejection(
         row, f"file is not UTF-8 (byte 0x{data[offset]:02X} at offset {offset})"
     )

@@ -108,9 +108,9 @@ def _is_variant(row: Row) -> bool:
     A titled row always does: Shopify puts the first variant on it, so one
     with an empty price must be refused, not dropped as an image row.
     """
-    fields_ = (row.get("title"), row.get(*PRICE), row.get(*SKU),
+    cells = (row.get("title"), row.get(*PRICE), row.get(*SKU),
                row.get(*OPTION_VALUES))
-    return any(fields_)
+    return any(cells)
 
 
 def _shared_skus(products: dict[str, _Product], out: Collector) -> set[str]:
