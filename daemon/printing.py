@@ -3,29 +3,46 @@
 A job is a row in ``print_jobs`` plus events for each state change: queued with
 its sale, then ``print.started`` before the first byte goes out and
 ``print.done`` after the last. A job found ``printing`` at start, or cut off
-mid-write, may be half on paper: it is never resent silently but re-queued as
-an explicit reprint marked REPRINT, so every receipt prints at most once
-unless reprinted.
+mid-write, may be half on paper: it is never resent silently but re-queued once
+as a reprint marked REPRINT, so every receipt prints at most once unless
+reprinted.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from daemon.journal.store import Tx
 from daemon.runtime import Stallbox
 from daemon.sales.queries import receipt_record
 from daemon.sales.service import receipt_from_record
+from device.printer.link import PrinterLink
+from device.printer.worker import PrintJob, PrintWorker
+
+_JOB_COLUMNS = "id, sale_id, reprint, automatic"
 
 
-def _next_pending(conn: sqlite3.Connection) -> tuple[int, str, bool] | None:
-    row = conn.execute("SELECT id, sale_id, reprint FROM print_jobs"
-                       " WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-    return (row[0], row[1], bool(row[2])) if row else None
+def _job(conn: sqlite3.Connection, row: tuple[int, str, int, int]) -> PrintJob:
+    job_id, sale_id, reprint, automatic = row
+    receipt = receipt_from_record(receipt_record(conn, sale_id), reprint=bool(reprint))
+    return PrintJob(job_id, receipt, reprint=bool(reprint), automatic=bool(automatic))
 
 
-def _set_status(tx: Tx, job_id: int, status: str, kind: str, reason: str = "") -> None:
+def _next_pending(conn: sqlite3.Connection) -> PrintJob | None:
+    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM print_jobs WHERE status ="
+                       " 'queued' ORDER BY id LIMIT 1").fetchone()
+    return _job(conn, row) if row else None
+
+
+def _unfinished(conn: sqlite3.Connection) -> list[PrintJob]:
+    rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM print_jobs WHERE status ="
+                        " 'printing' ORDER BY id").fetchall()
+    return [_job(conn, row) for row in rows]
+
+
+def _set_status(tx: Tx, job_id: int, status: str, kind: str, reason: str = "") -> str:
     row = tx.execute("SELECT sale_id FROM print_jobs WHERE id = ?",
                      (job_id,)).fetchone()
     if row is None:
@@ -36,25 +53,20 @@ def _set_status(tx: Tx, job_id: int, status: str, kind: str, reason: str = "") -
     event = tx.append(kind, data)
     tx.execute("UPDATE print_jobs SET status = ?, reason = ?, updated_seq = ?"
                " WHERE id = ?", (status, reason, event.seq, job_id))
+    return str(row[0])
 
 
-def _interrupt(tx: Tx, job_id: int, reason: str) -> int:
-    """Mark a job cut off and queue its explicit reprint; return the new job id."""
-    _set_status(tx, job_id, "interrupted", "print.interrupted", reason)
-    sale_id = tx.execute("SELECT sale_id FROM print_jobs WHERE id = ?",
-                         (job_id,)).fetchone()[0]
+def _interrupt(tx: Tx, job_id: int, reason: str, requeue: bool) -> None:
+    """Mark a job cut off and, if asked, queue its one automatic reprint."""
+    sale_id = _set_status(tx, job_id, "interrupted", "print.interrupted", reason)
+    if not requeue:
+        return
     event = tx.append("print.reprint_requested",
                       {"sale_id": sale_id, "after_interrupted_job": job_id})
-    cursor = tx.execute(
-        "INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
-        " VALUES (?, 1, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
-    return int(cursor.lastrowid or 0)
-
-
-def _recover_unfinished(tx: Tx) -> list[int]:
-    rows = tx.execute("SELECT id FROM print_jobs WHERE status = 'printing'")
-    return [_interrupt(tx, job_id, "daemon stopped while printing")
-            for (job_id,) in rows.fetchall()]
+    tx.execute(
+        "INSERT INTO print_jobs (sale_id, reprint, automatic, status, seq,"
+        " updated_seq) VALUES (?, 1, 1, 'queued', ?, ?)",
+        (sale_id, event.seq, event.seq))
 
 
 class JournalJobStore:
@@ -63,39 +75,58 @@ class JournalJobStore:
     def __init__(self, box: Stallbox) -> None:
         self._box = box
 
-    async def next_pending(self) -> tuple[int, Any, bool] | None:
-        """Return (job id, receipt document, reprint) of the oldest queued job."""
-        def read(conn: sqlite3.Connection) -> tuple[int, Any, bool] | None:
-            job = _next_pending(conn)
-            if job is None:
-                return None
-            job_id, sale_id, reprint = job
-            record = receipt_record(conn, sale_id)
-            return job_id, receipt_from_record(record, reprint=reprint), reprint
+    async def next_pending(self) -> PrintJob | None:
+        """Return the oldest queued job with its receipt document."""
+        return await self._box.reader.run(_next_pending)
 
-        return await self._box.reader.run(read)
+    async def unfinished(self) -> Sequence[PrintJob]:
+        """Return jobs a crash left in the middle of printing."""
+        return await self._box.reader.run(_unfinished)
 
-    async def mark_started(self, job_id: int) -> None:
+    async def mark_started(self, job_id: int | str) -> None:
         """Journal that the job's first byte is about to go out."""
         await self._box.journal.transact(
-            lambda tx: _set_status(tx, job_id, "printing", "print.started"))
+            lambda tx: _set_status(tx, int(job_id), "printing", "print.started"))
 
-    async def mark_done(self, job_id: int) -> None:
+    async def mark_done(self, job_id: int | str) -> None:
         """Journal that the job's last byte went out."""
         await self._box.journal.transact(
-            lambda tx: _set_status(tx, job_id, "printed", "print.done"))
+            lambda tx: _set_status(tx, int(job_id), "printed", "print.done"))
 
-    async def mark_interrupted(self, job_id: int, reason: str) -> None:
-        """Journal that the job was cut off and queue its reprint."""
-        await self._box.journal.transact(lambda tx: _interrupt(tx, job_id, reason))
-
-    async def recover(self) -> list[int]:
-        """Re-queue, as reprints, jobs a crash left half printed."""
-        return await self._box.journal.transact(_recover_unfinished)
+    async def mark_interrupted(self, job_id: int | str, reason: str, *,
+                               requeue_as_reprint: bool) -> None:
+        """Journal that the job was cut off and maybe queue its reprint."""
+        await self._box.journal.transact(
+            lambda tx: _interrupt(tx, int(job_id), reason, requeue_as_reprint))
 
 
-async def start_printing(box: Stallbox) -> Any:
-    """Start the print worker when a printer is configured; return it or None."""
+class PrinterService:
+    """What the rest of the daemon sees of the printer: wake it, read its state."""
+
+    def __init__(self, worker: PrintWorker) -> None:
+        self._worker = worker
+
+    def wake(self) -> None:
+        """Tell the worker a job was queued."""
+        self._worker.notify()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the printer state for /healthz and the pages."""
+        state = self._worker.printer_state
+        return {"state": str(state.code), "reason": state.reason,
+                "action": state.action}
+
+    async def stop(self) -> None:
+        """Finish the job on the wire and close the port."""
+        await self._worker.stop()
+
+
+async def start_printing(box: Stallbox) -> PrinterService | None:
+    """Start the print worker when a printer is configured."""
     if box.config.printer is None:
         return None
-    raise NotImplementedError  # wired to device.printer.worker below
+    worker = PrintWorker(JournalJobStore(box), PrinterLink(box.config.printer))
+    service = PrinterService(worker)
+    box.printer = service
+    worker.start()
+    return service

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS print_jobs (
     id          INTEGER PRIMARY KEY,
     sale_id     TEXT    NOT NULL REFERENCES sales (id),
     reprint     INTEGER NOT NULL DEFAULT 0,
+    automatic   INTEGER NOT NULL DEFAULT 0,  -- queued by the daemon after a cut-off
     status      TEXT    NOT NULL,
     reason      TEXT    NOT NULL DEFAULT '',
     seq         INTEGER NOT NULL,

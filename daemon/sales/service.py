@@ -147,7 +147,7 @@ def _receipt_record(data: dict[str, Any], seq: int) -> dict[str, Any]:
 
 def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Receipt:
     """Rebuild the receipt document exactly as it was when the sale was made."""
-    labels = {"cash": "Bar", "card": "Karte"}
+    labels = {"cash": "Cash", "card": "Card"}
     return Receipt(
         header=tuple(line for line in record["header"] if line),
         sale_id=record["id"],
