@@ -1,0 +1,1 @@
+"""Keys of the appliance: device identity, epoch keys, data keys."""
