@@ -1,0 +1,241 @@
+"""The till: search, category grid, the tablet's cart and cash checkout."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from daemon.billing.pricing import LineInput, SaleTotals, price_sale
+from daemon.errors import InputError
+from daemon.money import Currency
+from daemon.sales.service import MAX_QTY, SaleRequest
+from daemon.web.cart import Cart, store_for
+from daemon.web.keys import STALLBOX, TABLET_KEY
+from daemon.web.pages_common import check_same_origin, form_fields, render, tablet_key
+
+_LOG = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+PRODUCTS_SHOWN = 60
+MAX_QUERY = 100
+NOTES_MAJOR = (5, 10, 20, 50, 100)  # banknotes offered as quick tenders
+QUICK_TENDERS = 4
+RECENT_SALES_SCANNED = 50  # where a resubmitted ref is looked for after a restart
+CART_ACTIONS = ("add", "inc", "dec", "set", "remove", "clear")
+
+
+def _query(request: web.Request) -> tuple[str, str]:
+    q = request.query.get("q", "")[:MAX_QUERY]
+    return q.strip(), request.query.get("category", "")[:MAX_QUERY]
+
+
+def price_cart(request: web.Request, cart: Cart) -> SaleTotals | None:
+    """Price the cart as the sale would be priced, or None when it is empty."""
+    if not cart.lines:
+        return None
+    stall = request.app[STALLBOX].config.stall
+    inputs = [LineInput(sku=ln.sku, name=ln.name, qty=ln.qty,
+                        unit_minor=ln.unit_minor, tax_class=ln.tax_class)
+              for ln in cart.lines.values()]
+    return price_sale(inputs, pricing=stall.pricing, rates=stall.tax_rates,
+                      currency=stall.currency)
+
+
+def quick_tenders(total_minor: int, currency: Currency) -> list[int]:
+    """Return the next banknote amounts above the total, smallest first."""
+    unit = 10**currency.exponent
+    amounts = sorted({-(-total_minor // (note * unit)) * note * unit
+                      for note in NOTES_MAJOR})
+    return [amount for amount in amounts if amount > total_minor][:QUICK_TENDERS]
+
+
+async def render_till(request: web.Request, q: str, category: str, *,
+                      status: int = 200, error: str = "",
+                      tendered: str = "") -> web.Response:
+    """Render the till page with the tablet's cart."""
+    box = request.app[STALLBOX]
+    cart = store_for(box).cart(tablet_key(request))
+    products = await box.products(q, category, PRODUCTS_SHOWN + 1)
+    try:
+        totals = price_cart(request, cart)
+    except InputError as err:
+        totals, error = None, error or err.detail
+    total = totals.total_minor if totals else 0
+    return render(
+        request, "till.html", status=status, q=q, category=category,
+        categories=await box.categories(), products=products[:PRODUCTS_SHOWN],
+        more_products=len(products) > PRODUCTS_SHOWN, cart=cart, totals=totals,
+        quick=quick_tenders(total, box.config.stall.currency) if total else [],
+        error=error, tendered=tendered, max_qty=MAX_QTY)
+
+
+@routes.get("/till")
+async def till(request: web.Request) -> web.Response:
+    q, category = _query(request)
+    return await render_till(request, q, category)
+
+
+def till_url(q: str, category: str, fragment: str = "") -> str:
+    """Return the till's address with the search kept."""
+    query = {key: value for key, value in (("q", q), ("category", category))
+             if value}
+    return str(URL("/till").with_query(query).with_fragment(fragment or None))
+
+
+async def find_product(request: web.Request, sku: str) -> dict[str, Any]:
+    """Return the active catalog product with exactly this sku."""
+    if not sku.strip():
+        raise InputError("choose a product", field="sku")
+    found = await request.app[STALLBOX].products(sku, "", 200)
+    for product in found:
+        if product["sku"] == sku:
+            return product
+    raise InputError(f"unknown product: {sku[:40]!r}", field="sku")
+
+
+def parse_qty(text: str) -> int:
+    """Parse a typed quantity: a whole number from 0 to MAX_QTY."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or int(text[:6]) > MAX_QTY:
+        raise InputError(f"quantity must be a whole number from 0 to {MAX_QTY}",
+                         field="qty")
+    return int(text)
+
+
+async def apply_cart_action(request: web.Request, cart: Cart,
+                            fields: dict[str, str]) -> None:
+    """Change the cart as one form button asked."""
+    action, sku = fields["action"], fields["sku"]
+    if action == "add":
+        cart.add(await find_product(request, sku))
+    elif action == "inc":
+        cart.change_qty(sku, 1)
+    elif action == "dec":
+        cart.change_qty(sku, -1)
+    elif action == "set":
+        cart.set_qty(sku, parse_qty(fields["qty"]))
+    elif action == "remove":
+        cart.remove(sku)
+    elif action == "clear":
+        cart.lines.clear()
+    else:
+        raise InputError("unknown cart action", field="action")
+
+
+@routes.post("/till/cart")
+async def cart_change(request: web.Request) -> web.Response:
+    check_same_origin(request)
+    store = store_for(request.app[STALLBOX])
+    key = tablet_key(request)
+    try:
+        fields = await form_fields(request, "action", "sku", "qty", "q", "category")
+    except InputError as err:
+        return await render_till(request, "", "", status=422, error=err.detail)
+    q, category = fields["q"][:MAX_QUERY], fields["category"][:MAX_QUERY]
+    async with store.lock(key):
+        try:
+            await apply_cart_action(request, store.cart(key), fields)
+        except InputError as err:
+            return await render_till(request, q, category, status=422,
+                                     error=err.detail)
+    fragment = "" if fields["action"] == "add" else "cart"
+    raise web.HTTPSeeOther(till_url(q, category, fragment))
+
+
+def parse_tendered(fields: dict[str, str], total_minor: int,
+                   currency: Currency) -> int:
+    """Return the cash given, from a quick button or the typed amount."""
+    quick = fields["quick"].strip()
+    if quick == "exact":
+        return total_minor
+    if quick:
+        if not (quick.isascii() and quick.isdigit() and len(quick) <= 13):
+            raise InputError("that quick amount is not valid", field="quick")
+        return int(quick)
+    typed = fields["tendered"].strip()
+    if not typed:
+        raise InputError("type the amount the customer gave, or tap Exact",
+                         field="tendered")
+    try:
+        amount = currency.parse(typed)
+    except InputError as err:
+        raise InputError(f"amount given: {err.detail}", field="tendered") from err
+    if amount < 0:
+        raise InputError("the amount given cannot be negative", field="tendered")
+    return amount
+
+
+async def sale_for_ref(request: web.Request, client_ref: str) -> str | None:
+    """Return the sale a checkout ref already became, if any.
+
+    The cart store remembers recent refs; after a restart it has forgotten
+    them, so the newest sales in the journal are searched too.
+    """
+    box = request.app[STALLBOX]
+    sale_id = store_for(box).finished_sale(tablet_key(request), client_ref)
+    if sale_id is not None:
+        return sale_id
+    for sale in await box.sales(None, RECENT_SALES_SCANNED):
+        if sale["client_ref"] == client_ref:
+            return str(sale["id"])
+    return None
+
+
+async def sell_cart(request: web.Request, cart: Cart,
+                    fields: dict[str, str]) -> str:
+    """Sell the cart for cash and return the sale id."""
+    box = request.app[STALLBOX]
+    totals = price_cart(request, cart)
+    if totals is None:
+        raise InputError("the cart is empty: tap a product first", field="sku")
+    tendered = parse_tendered(fields, totals.total_minor, box.config.stall.currency)
+    outcome = await box.sell(SaleRequest(
+        client_ref=cart.client_ref,
+        lines=tuple((ln.sku, ln.qty) for ln in cart.lines.values()),
+        tendered_minor=tendered, tablet=request[TABLET_KEY]))
+    sale_id = str(outcome.sale["id"])
+    store_for(box).finish(tablet_key(request), cart.client_ref, sale_id)
+    _LOG.debug("till sale %s (new: %s)", sale_id, outcome.created)
+    return sale_id
+
+
+async def checkout_cart(request: web.Request, cart: Cart,
+                        fields: dict[str, str]) -> web.Response:
+    """Sell the open cart and show the change, or say what is wrong."""
+    try:
+        sale_id = await sell_cart(request, cart, fields)
+    except InputError as err:
+        return await render_till(request, "", "", status=422, error=err.detail,
+                                 tendered=fields["tendered"])
+    raise web.HTTPSeeOther(f"/till/change/{sale_id}")
+
+
+@routes.post("/till/checkout")
+async def checkout(request: web.Request) -> web.Response:
+    check_same_origin(request)
+    try:
+        fields = await form_fields(request, "client_ref", "tendered", "quick")
+    except InputError as err:
+        return await render_till(request, "", "", status=422, error=err.detail)
+    store = store_for(request.app[STALLBOX])
+    key = tablet_key(request)
+    async with store.lock(key):
+        cart = store.cart(key)
+        if fields["client_ref"] == cart.client_ref:
+            return await checkout_cart(request, cart, fields)
+        sale_id = await sale_for_ref(request, fields["client_ref"])
+    if sale_id is None:
+        return await render_till(
+            request, "", "", status=409, tendered=fields["tendered"],
+            error="this cart changed since the page was shown; nothing was "
+                  "sold. Check the cart and tap Pay again.")
+    raise web.HTTPSeeOther(f"/till/change/{sale_id}")
+
+
+@routes.get("/till/change/{id}")
+async def change_screen(request: web.Request) -> web.Response:
+    sale = await request.app[STALLBOX].sale(request.match_info["id"])
+    cash = next((p for p in sale["payments"] if p["method"] == "cash"), None)
+    return render(request, "change.html", sale=sale, cash=cash)
