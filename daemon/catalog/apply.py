@@ -47,6 +47,8 @@ def apply_import(tx: Tx, parsed: ParseResult, *, skip_invalid: bool) -> ImportOu
     """Journal the products that differ from the catalog; refuse if rows failed."""
     if parsed.rejected and not skip_invalid:
         raise ImportRejected(parsed.rejected)
+    if not parsed.products and not parsed.skipped:
+        raise InputError("the file holds no products (only a header?)", field="body")
     changed = [p for p in parsed.products if _row(p) != _current(tx, p.sku)]
     seq = None
     if changed:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.catalog.apply import ImportRejected
+from daemon.catalog.importer import MAX_CATALOG_BYTES
 from daemon.errors import InputError
 from daemon.sales.service import MAX_LINES, MAX_QTY, SaleRequest
 from daemon.web.keys import STALLBOX, TABLET_KEY
@@ -35,6 +36,20 @@ async def read_json(request: web.Request, spec: Obj) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}", field="body") from err
     return spec.check(body)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """Read a body that may exceed the app-wide limit, up to its own limit (413)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit,
+                                            actual_size=request.content_length)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def client_address(request: web.Request) -> str:
@@ -103,7 +118,7 @@ async def products(request: web.Request) -> web.Response:
 async def import_catalog(request: web.Request) -> web.Response:
     if request.content_type not in ("text/csv", "text/plain"):
         raise InputError("send the export with Content-Type: text/csv", field="body")
-    data = await request.read()
+    data = await read_limited(request, MAX_CATALOG_BYTES)
     skip = request.query.get("skip_invalid", "") in ("1", "true", "yes")
     box = request.app[STALLBOX]
     try:
