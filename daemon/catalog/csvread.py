@@ -52,6 +52,8 @@ class Table:
     header: list[str]
     rows: list[Row] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Indexes of the columns whose cells rows keep.
+    kept: list[int] = field(default_factory=list)
 
     def has(self, *names: str) -> bool:
         """Return whether every named column is in the header."""
@@ -108,11 +110,14 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-def read_table(text: str, check: Callable[[Table], object] = bool) -> Table:
+def read_table(text: str,
+               check: Callable[[Table], Callable[[str], bool]] | None = None,
+               ) -> Table:
     """Split decoded text into header and rows; structural faults are rejections.
 
     `check` sees the table right after its header is read, so a file that is
-    no catalog is refused before its rows are parsed.
+    no catalog is refused before its rows are parsed; it returns which
+    columns to keep, so HTML bodies and ad columns never fill memory.
     """
     if not text.strip():
         raise CatalogError("file is empty")
@@ -123,7 +128,8 @@ def read_table(text: str, check: Callable[[Table], object] = bool) -> Table:
     table = Table(_unique([normalise_header(cell) for cell in first]))
     if not any(table.header):
         raise CatalogError("the first line is not a header")
-    check(table)
+    keep = check(table) if check else bool
+    table.kept = [i for i, name in enumerate(table.header) if keep(name)]
     for number, cells in records:
         _add_row(table, number, cells)
         if len(table.rejected) > MAX_REJECTIONS:
@@ -175,7 +181,8 @@ def _add_row(table: Table, number: int, cells: list[str] | str) -> None:
         table.rejected.append(Rejection(
             number, f"row has {len(cells)} fields, the header has {width}"))
         return
-    table.rows.append(Row(number, dict(zip(table.header, cells, strict=True))))
+    header = table.header
+    table.rows.append(Row(number, {header[i]: cells[i] for i in table.kept}))
 
 
 def _syntax_reason(error: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 
 from daemon.catalog import shopify, simple, square, woocommerce
@@ -38,8 +39,6 @@ MAX_CATALOG_BYTES = 20 * 1024 * 1024
 
 # Order matters: each test is narrower than the ones after it.
 _FORMATS: tuple[ModuleType, ...] = (shopify, square, woocommerce, simple)
-_PARSERS: dict[str, Callable[[Table, ParseContext], ParseResult]] = {
-    module.__name__.rsplit(".", 1)[-1]: module.parse for module in _FORMATS}
 
 
 def parse_catalog(data: bytes, *, currency: Currency,
@@ -52,9 +51,9 @@ def parse_catalog(data: bytes, *, currency: Currency,
     text = decode(data)
     if not isinstance(text, str):
         return ParseResult(format="unknown", rejected=[text])
-    formats: list[str] = []
-    table = read_table(text, lambda header: formats.append(sniff_format(header)))
-    parse = _PARSERS[formats[0]]
+    formats: list[ModuleType] = []
+    table = read_table(text, partial(_sniff, found=formats))
+    parse: Callable[[Table, ParseContext], ParseResult] = formats[0].parse
     result = parse(table, ParseContext(currency, include_inactive))
     _log.debug("catalog parsed: format=%s products=%d rejected=%d skipped=%d",
               result.format, len(result.products), len(result.rejected),
@@ -64,9 +63,21 @@ def parse_catalog(data: bytes, *, currency: Currency,
 
 def sniff_format(table: Table) -> str:
     """Return the format name the header belongs to."""
+    return _module(table).__name__.rsplit(".", 1)[-1]
+
+
+def _sniff(table: Table, found: list[ModuleType]) -> Callable[[str], bool]:
+    """Note the file's format module; return its test of columns worth keeping."""
+    found.append(_module(table))
+    keeps: Callable[[str], bool] = found[0].keeps
+    return keeps
+
+
+def _module(table: Table) -> ModuleType:
+    """Return the format module whose header test the table passes."""
     for module in _FORMATS:
         if module.matches(table):
-            return module.__name__.rsplit(".", 1)[-1]
+            return module
     shown = ", ".join(table.header[:6])[:120]
     raise CatalogError(
         "not a catalog format Stallbox knows (Shopify, Square, WooCommerce or "

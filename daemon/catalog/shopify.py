@@ -57,6 +57,16 @@ _INACTIVE = frozenset({"draft", "archived"})
 MAX_SKU_CHARS = 100
 
 
+_READ = frozenset({*HANDLE, *PRICE, *SKU, *GRAMS, *UNIT, *TAXABLE, *BARCODE,
+                   *PUBLISHED, *OPTION_VALUES, "title", "vendor", "type", "status",
+                   "product category", "gift card", "variant weight"})
+
+
+def keeps(column: str) -> bool:
+    """Return whether the parser reads this column (bodies and images it skips)."""
+    return column in _READ
+
+
 def matches(table: Table) -> bool:
     """Return whether the header is a Shopify product export's."""
     has_handle = any(table.has(name) for name in HANDLE)
@@ -172,7 +182,7 @@ def _sku(product: _Product, row: Row, options: list[str],
 
 def _is_active(head: Row) -> bool:
     """Read Status, or Published in exports older than the Status column."""
-    if "status" in head.cells:
+    if "status" in head.cells:  # kept for every row when the header has it
         status = head.get("status").casefold()
         if status in _ACTIVE:
             return True

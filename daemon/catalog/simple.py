@@ -35,6 +35,11 @@ COLUMNS = ("sku", "name", "price", "tax_class", "category", "variant",
 MAX_SKU_CHARS = 100
 
 
+def keeps(column: str) -> bool:
+    """Return whether the parser reads this column."""
+    return column in COLUMNS
+
+
 def matches(table: Table) -> bool:
     """Return whether the header is our own simple format's."""
     return table.has("name", "price")

@@ -34,6 +34,16 @@ _WEIGHT = re.compile(r"^weight \((\w+)\)$")
 MAX_SKU_CHARS = 100
 
 
+_READ = frozenset({"item name", "variation name", "sku", "price", "gtin", "token",
+                   "category", "reporting category", "categories", "archived",
+                   "sellable"})
+
+
+def keeps(column: str) -> bool:
+    """Return whether the parser reads this column."""
+    return column in _READ or column.startswith("tax - ") or bool(_WEIGHT.match(column))
+
+
 def matches(table: Table) -> bool:
     """Return whether the header is a Square item library's."""
     return table.has("item name", "variation name", "price")

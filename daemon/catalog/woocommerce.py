@@ -45,6 +45,18 @@ BARCODE = ("gtin, upc, ean, or isbn",)
 MAX_SKU_CHARS = 100
 
 
+_READ = frozenset({"id", "type", "sku", "name", "published", "tax status",
+                   "tax class", "sale price", "regular price", "categories",
+                   "parent", *BARCODE})
+_ATTRIBUTE = re.compile(r"^attribute \d+ value\(s\)$")
+
+
+def keeps(column: str) -> bool:
+    """Return whether the parser reads this column."""
+    return (column in _READ or bool(_ATTRIBUTE.match(column))
+            or bool(_WEIGHT.match(column)))
+
+
 def matches(table: Table) -> bool:
     """Return whether the header is a WooCommerce product export's."""
     return table.has("type", "name", "regular price")
