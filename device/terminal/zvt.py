@@ -8,13 +8,11 @@ thread and deliver prompts back on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -36,6 +34,7 @@ from device.terminal.base import (
     currency_numeric,
 )
 from device.terminal.link import LinkSettings, SerialLink
+from device.terminal.worker import TerminalWorker, threadsafe
 from device.terminal.zvt_frame import (
     ACK_BYTE,
     NAK_BYTE,
@@ -278,9 +277,7 @@ class ZvtTerminal(Terminal):
     def __init__(self, settings: ZvtSettings) -> None:
         self._settings = settings
         self._session = _Session(settings)
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = asyncio.Lock()
-        self._in_flight: asyncio.Future[object] | None = None
+        self._worker = TerminalWorker("zvt-terminal")
 
     async def authorise(
         self,
@@ -320,7 +317,7 @@ class ZvtTerminal(Terminal):
 
     async def status(self) -> TerminalState:
         """Run a status enquiry (05 01); busy while a transaction runs."""
-        if self._lock.locked():
+        if self._worker.busy:
             return TerminalState(False, message="busy with a transaction")
         command = z.status_enquiry(self._settings.password)
         try:
@@ -337,26 +334,15 @@ class ZvtTerminal(Terminal):
 
     async def abort(self) -> None:
         """Abort the transaction in flight and wait until the terminal ends it."""
-        in_flight = self._in_flight
-        if in_flight is None or in_flight.done():
+        if not self._worker.busy:
             return
         self._session.abort_requested.set()
-        timeout_s = self._settings.timeouts.abort_wait_s
-        try:
-            async with asyncio.timeout(timeout_s):
-                await asyncio.wait({in_flight})
-        except TimeoutError:
+        if not await self._worker.wait_idle(self._settings.timeouts.abort_wait_s):
             logger.warning("terminal did not end the transaction after abort")
 
     async def close(self) -> None:
         """Close the port and stop the worker thread."""
-        async with self._lock:
-            executor, self._executor = self._executor, None
-            if executor is not None:
-                await asyncio.get_running_loop().run_in_executor(
-                    executor, self._session.link.close
-                )
-                executor.shutdown(wait=True)
+        await self._worker.shutdown(self._session.link.close)
 
     async def _payment(
         self,
@@ -367,7 +353,7 @@ class ZvtTerminal(Terminal):
     ) -> PaymentResult:
         try:
             outcome = await self._call(
-                self._session.run, command, _threadsafe(on_prompt)
+                self._session.run, command, threadsafe(on_prompt)
             )
         except LinkDown as err:
             if not err.command_sent:
@@ -379,16 +365,7 @@ class ZvtTerminal(Terminal):
         return _payment_result(outcome, amount_minor, currency)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
-        if self._lock.locked():
-            raise TerminalBusy("another terminal command is in progress")
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._worker(), self._opened, fn, *args)
-            self._in_flight = future  # type: ignore[assignment]
-            try:
-                return await future
-            finally:
-                self._in_flight = None
+        return await self._worker.call(self._opened, fn, *args)
 
     def _opened(self, fn: Callable[..., T], *args: object) -> T:
         self._session.ensure_open()
@@ -397,23 +374,6 @@ class ZvtTerminal(Terminal):
         except LinkDown:
             self._session.link.close()  # reopen (and register) next time
             raise
-
-    def _worker(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="zvt-terminal")
-        return self._executor
-
-
-def _threadsafe(on_prompt: PromptCallback | None) -> PromptCallback | None:
-    """Wrap a prompt callback so the worker thread calls it on the loop."""
-    if on_prompt is None:
-        return None
-    loop = asyncio.get_running_loop()
-
-    def deliver(prompt: Prompt) -> None:
-        loop.call_soon_threadsafe(on_prompt, prompt)
-
-    return deliver
 
 
 def _status_of(code: int | None) -> PaymentStatus:
