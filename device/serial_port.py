@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import termios
+import time
 
 import serial
 
@@ -21,7 +23,10 @@ _LOGGER = logging.getLogger(__name__)
 # "no progress for that long" rather than "the whole job in that time": a long
 # receipt at 9600 baud is slow, not stalled. 1024 bytes take ~1.1 s at 9600.
 WRITE_CHUNK = 1024
+DRAIN_POLL_S = 0.01
 _MISSING_ERRNOS = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
+# termios.error is not an OSError, yet a vanished pty or adapter raises it.
+_IO_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class SerialPortError(OSError):
@@ -86,17 +91,32 @@ class SerialPort:
                 chunk = data[start : start + WRITE_CHUNK]
                 port.write(chunk)
                 written += len(chunk)
-            port.flush()
+            self._drain(port)
         except serial.SerialTimeoutException as err:
             self._discard_output()
             raise WriteStalled(
                 f"write to {self.settings.port} stalled", written=written
             ) from err
-        except (serial.SerialException, OSError) as err:
+        except _IO_ERRORS as err:
             self.close()
             message = f"{self.settings.port} vanished: {err}"
             raise PortGone(message, written=written) from err
         _LOGGER.debug("wrote %d bytes to %s", len(data), self.settings.port)
+
+    def _drain(self, port: serial.Serial) -> None:
+        """Wait until the UART sent what the kernel holds, or it stops moving.
+
+        pyserial's flush() is tcdrain(), which waits forever on a printer
+        that holds CTS low; this gives up after the write timeout without
+        progress instead.
+        """
+        last, since = -1, time.monotonic()
+        while (left := port.out_waiting) > 0:
+            if left != last:
+                last, since = left, time.monotonic()
+            elif time.monotonic() - since > self.settings.write_timeout_s:
+                raise serial.SerialTimeoutException("output stopped draining")
+            time.sleep(DRAIN_POLL_S)
 
     def read(self, size: int, timeout_s: float) -> bytes:
         """Read up to size bytes, waiting at most timeout_s for the first."""
@@ -106,7 +126,7 @@ class SerialPort:
             data = port.read(size)
             if data and port.in_waiting:
                 data += port.read(port.in_waiting)
-        except (serial.SerialException, OSError) as err:
+        except _IO_ERRORS as err:
             self.close()
             raise PortGone(f"{self.settings.port} vanished: {err}") from err
         return data
@@ -116,7 +136,7 @@ class SerialPort:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as err:
+        except _IO_ERRORS as err:
             self.close()
             raise PortGone(f"{self.settings.port} vanished: {err}") from err
 
@@ -127,7 +147,7 @@ class SerialPort:
             return
         try:
             port.close()
-        except (serial.SerialException, OSError) as err:
+        except _IO_ERRORS as err:
             _LOGGER.debug("closing %s: %s", self.settings.port, err)
         _LOGGER.info("closed %s", self.settings.port)
 
@@ -142,7 +162,7 @@ class SerialPort:
         if port is not None:
             try:
                 port.reset_output_buffer()
-            except (serial.SerialException, OSError) as err:
+            except _IO_ERRORS as err:
                 _LOGGER.debug("discarding output: %s", err)
         self.close()
 

@@ -119,6 +119,7 @@ class PrinterLink:
         self._state = PrinterState.of(StateCode.UNKNOWN, "printer not asked yet")
         self._warned: StateCode | None = None
         self._answered_before = False
+        self._closed = False
 
     @property
     def state(self) -> PrinterState:
@@ -163,7 +164,10 @@ class PrinterLink:
         return self._judge(status.parse(answers))
 
     async def close(self) -> None:
-        """Close the port and stop the I/O thread."""
+        """Close the port and stop the I/O thread; closing twice is fine."""
+        if self._closed:
+            return
+        self._closed = True
         await self._in_thread(self._port.close)
         await asyncio.to_thread(self._executor.shutdown, wait=True)
 

@@ -158,6 +158,11 @@ class PrintWorker:
             _LOGGER.warning("print job %s cut off after %d bytes", job.id, err.written)
             await self._interrupted(job, self._link.state.reason)
             return
+        except Exception:
+            # Started means bytes may be out: never leave it to be resent as is.
+            _LOGGER.exception("print job %s failed while sending", job.id)
+            await self._interrupted(job, "printing failed unexpectedly")
+            return
         await self._store.mark_done(job.id)
         self.printed += 1
         _LOGGER.debug("print job %s done, %d bytes", job.id, len(data))

@@ -42,6 +42,7 @@ BITS_PER_BYTE = 10
 # ASCII DC1/DC3: how a printer using XON/XOFF says "go on" and "stop sending".
 XON, XOFF = b"\x11", b"\x13"
 XOFF_SETTLE_S = 0.05
+UNPLUG_SETTLE_S = 0.05
 # Used by garbled mode when no real speed mismatch is configured.
 GARBLE_RATIO = 2
 _SPEEDS = {
@@ -190,6 +191,9 @@ class SimulatedPrinter:
         """Pull the cable: the port vanishes and the host's I/O fails."""
         with self._lock:
             self._unplug()
+        # The kernel hangs up the host's side of the pty a moment later, as a
+        # USB adapter's removal reaches the driver; wait so the host sees it.
+        time.sleep(UNPLUG_SETTLE_S)
 
     def replug(self) -> None:
         """Plug back in: a new pty, and the link path points to it again."""
