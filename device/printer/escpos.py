@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 
+# isort: off
+from device.printer import escpos_cache  # noqa: F401  (must precede escpos)
 from escpos.printer import Dummy
+# isort: on
 
 from daemon.sales.receipt import LayoutLine, Receipt, layout, printable
 from device.printer.settings import PrinterSettings
@@ -112,7 +115,7 @@ def encode_receipt(receipt: Receipt, settings: PrinterSettings) -> bytes:
     for line in lines:
         _line(printer, line, codec)
     _cut(printer, settings.cut)
-    return printer.output
+    return bytes(printer.output)
 
 
 def _line(printer: Dummy, line: LayoutLine, codec: str) -> None:
