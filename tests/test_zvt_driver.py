@@ -223,3 +223,17 @@ async def test_event_loop_not_blocked_during_payment(
     await driver.authorise(1000, "EUR", "sale-15")
     ticker.cancel()
     assert ticks >= 10
+
+
+async def test_slow_pin_entry_keeps_resetting_the_wait(
+    sim: ZvtTerminalSim, driver: ZvtTerminal
+) -> None:
+    # 12 prompts 0.3 s apart: far longer than the 1.5 s silence allowed.
+    sim.behaviour.prompt_repeats = 6
+    sim.behaviour.step_delay_s = 0.3
+    prompts: list[Prompt] = []
+    result = await driver.authorise(4200, "EUR", "sale-16", prompts.append)
+    await asyncio.sleep(0)
+
+    assert result.status is PaymentStatus.APPROVED
+    assert len(prompts) == 12
