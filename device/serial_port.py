@@ -122,10 +122,11 @@ class SerialPort:
         """Read up to size bytes, waiting at most timeout_s for the first."""
         port = self._require()
         try:
-            port.timeout = timeout_s
-            data = port.read(size)
+            if port.timeout != timeout_s:
+                port.timeout = timeout_s  # pyserial re-applies termios on set
+            data = bytes(port.read(size))
             if data and port.in_waiting:
-                data += port.read(port.in_waiting)
+                data += bytes(port.read(port.in_waiting))
         except _IO_ERRORS as err:
             self.close()
             raise PortGone(f"{self.settings.port} vanished: {err}") from err

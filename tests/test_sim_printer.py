@@ -36,7 +36,7 @@ def _open(path: str, baud: int = 9600, **kwargs: object) -> serial.Serial:
 
 def _ask(port: serial.Serial) -> dict[int, bytes]:
     port.reset_input_buffer()
-    answers = {}
+    answers: dict[int, bytes] = {}
     for kind in status.StatusKind:
         port.write(status.request(kind))
         answers[kind] = port.read(1)

@@ -97,6 +97,8 @@ def printable(text: str, codepage: str | None = None) -> tuple[str, tuple[str, .
     commands; invisible format characters (bidi marks, joiners) are dropped.
     Without a code page only that cleaning is done.
     """
+    if text.isprintable() and (codepage is None or _encodable(text, codepage)):
+        return text, ()  # the common case, without a look at each character
     out: list[str] = []
     replaced: list[str] = []
     for char in text:
@@ -178,6 +180,8 @@ class _Page:
 
 
 def _wrap(text: str, width: int) -> list[str]:
+    if len(text) <= width:
+        return [text.rstrip()]
     parts = textwrap.wrap(text, width, break_long_words=True, drop_whitespace=True)
     return parts or [""]
 
