@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _state_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=Path, default=None,
-                        help=f"state dir (default: from --config, else {DEFAULT_STATE})")
+                        help="state dir (default: from --config, else "
+                        f"{DEFAULT_STATE})")
     parser.add_argument("--config", type=Path, default=None)
 
 
@@ -112,8 +113,9 @@ def _config_for(args: argparse.Namespace) -> Config:
                         base_dir=Path("/"))
 
 
-def _with_daemon_or_journal(config: Config, request: dict[str, Any],
-                            offline: Callable[[Stallbox], Awaitable[T]]) -> T | dict[str, Any]:
+def _with_daemon_or_journal(
+        config: Config, request: dict[str, Any],
+        offline: Callable[[Stallbox], Awaitable[T]]) -> T | dict[str, Any]:
     """Ask the running daemon; if none runs, become the only writer briefly."""
     try:
         with state_lock(config.state_dir):

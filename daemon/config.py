@@ -197,7 +197,8 @@ def _short(sec: _Section, key: str, limit: int, default: str = "") -> str:
 
 def _stall_id(sec: _Section) -> str:
     value = sec.get("id", str, "stall-1")
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+    allowed = all(c.isalnum() or c in "-_." for c in value)
+    if not value or len(value) > 64 or not allowed:
         raise ConfigError("stall.id", "must be 1-64 letters, digits, '-', '_' or '.'")
     return value
 

@@ -57,7 +57,8 @@ async def serve_control(state_dir: Path, ops: dict[str, Op]) -> asyncio.Abstract
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
             reply = await _dispatch(line, ops)

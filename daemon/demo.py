@@ -76,10 +76,15 @@ def _append(path: Path, text: str) -> None:
         handle.write(text)
 
 
-async def run_demo(state: Path, host: str, port: int) -> None:
-    """Run the demo until SIGTERM or Ctrl-C."""
+def _prepare_state(state: Path) -> Path:
     state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
+    return state
+
+
+async def run_demo(state: Path, host: str, port: int) -> None:
+    """Run the demo until SIGTERM or Ctrl-C."""
+    state = await asyncio.to_thread(_prepare_state, state)
     async with _printer(state) as printer:
         config = demo_config(state, host, port, printer.port_path)
         await serve(config, on_ready=_announce)

@@ -13,7 +13,7 @@ from daemon import pairing
 from daemon.catalog.apply import ImportOutcome, ImportRejected, apply_import
 from daemon.catalog.importer import parse_catalog
 from daemon.config import Config
-from daemon.errors import FatalError, NotFoundError, RetryLaterError
+from daemon.errors import FatalError, RetryLaterError
 from daemon.journal.readers import Reader
 from daemon.journal.store import Journal
 from daemon.sales import queries
@@ -150,7 +150,8 @@ class Stallbox:
     async def reprint(self, sale_id: str) -> int:
         """Queue an explicit reprint (marked REPRINT) and return its job id."""
         self._check_accepting()
-        job_id = await self.journal.transact(lambda tx: queries.queue_reprint(tx, sale_id))
+        job_id = await self.journal.transact(
+            lambda tx: queries.queue_reprint(tx, sale_id))
         if self.printer is not None:
             self.printer.wake()
         return job_id

@@ -37,7 +37,8 @@ from aiohttp import web  # noqa: E402
 
 from scripts.daemonproc import DaemonProcess, run_cli, write_config  # noqa: E402
 
-CATALOG = b"sku,name,price,tax_class\nTEE,Tee,\"3,20\",reduced\nSEIFE,Seife,\"5,90\",standard\n"
+CATALOG = (b"sku,name,price,tax_class\nTEE,Tee,\"3,20\",reduced\n"
+           b"SEIFE,Seife,\"5,90\",standard\n")
 SALE_LINES = [{"sku": "TEE", "qty": 2}, {"sku": "SEIFE", "qty": 1}]
 
 
@@ -209,7 +210,7 @@ def empty_handler_url() -> tuple[str, Any]:
 
 
 def bench_sale(quick: bool, root: Path) -> list[Figure]:
-    """Durable cash sale through the API: latency with one client, throughput with 20."""
+    """Durable cash sale via the API: latency with 1 client, throughput with 20."""
     single, per20 = (300, 100) if quick else (2000, 500)
     commit_ms = statistics.median(sqlite_commit_floor(root, single))
     empty_url, empty_proc = empty_handler_url()

@@ -236,7 +236,8 @@ async def test_openapi_lists_the_contract(client: TestClient, token: str) -> Non
     assert set(schema["required"]) == {"client_ref", "lines", "payment"}
 
 
-async def test_unknown_api_route_is_problem_json(client: TestClient, token: str) -> None:
+async def test_unknown_api_route_is_problem_json(client: TestClient,
+                                                 token: str) -> None:
     resp = await client.get("/api/v1/nothing-here", headers=auth(token))
     assert resp.status in (401, 404)
     assert resp.content_type == "application/problem+json"

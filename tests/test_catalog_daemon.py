@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from pathlib import Path
@@ -28,7 +29,7 @@ async def post_csv(client: TestClient, token: str, data: bytes | io.BytesIO,
 @pytest.mark.parametrize("path", EXPORTS, ids=lambda p: p.name)
 async def test_every_shared_export_imports_once(client: TestClient, token: str,
                                                 path: Path) -> None:
-    data = path.read_bytes()
+    data = await asyncio.to_thread(path.read_bytes)
     expected = len(parse_catalog(data, currency=Currency.of("EUR")).products)
     status, body = await post_csv(client, token, data)
     assert status == 200, body
@@ -85,7 +86,8 @@ async def test_oversized_file_gets_413(client: TestClient, token: str) -> None:
 
 def test_cli_imports_without_a_running_daemon(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    export = SHARED_DATA / "catalogs/shopify/septembrea_candles_crafts_products_export.csv"
+    export = (SHARED_DATA / "catalogs" / "shopify"
+              / "septembrea_candles_crafts_products_export.csv")
     first = run_cli("import-catalog", str(export), "--state", str(state))
     assert first.returncode == 0, first.stderr
     assert "shopify" in first.stdout

@@ -135,7 +135,8 @@ async def test_wrong_baud_rate_is_reported_not_printed(
     await sell(client, token)
     await asyncio.sleep(1.0)
     health = await (await client.get("/healthz")).json()
-    assert health["printer"]["reason"] == "link misconfigured (check baud rate / parity)"
+    reason = health["printer"]["reason"]
+    assert reason == "link misconfigured (check baud rate / parity)"
     assert printer.receipts == []
 
 

@@ -35,7 +35,10 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str, bytes, bytes, bytes]]:
+Row = tuple[int, str, str, bytes, bytes, bytes]
+
+
+def _rows(conn: sqlite3.Connection) -> Iterator[Row]:
     cursor = conn.execute(
         "SELECT seq, ts, kind, body, prev_hash, hash FROM events ORDER BY seq")
     while rows := cursor.fetchmany(FETCH_ROWS):

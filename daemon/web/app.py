@@ -29,7 +29,8 @@ def _is_api(request: web.Request) -> bool:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def errors_middleware(request: web.Request,
+                            handler: Handler) -> web.StreamResponse:
     """Answer every error as problem+json (API) or an error page (pages)."""
     try:
         return await handler(request)
@@ -60,7 +61,8 @@ def bearer_token(request: web.Request) -> str:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def auth_middleware(request: web.Request,
+                          handler: Handler) -> web.StreamResponse:
     """Refuse every route but pairing, /healthz and static files without a token."""
     if _route_path(request) in PUBLIC_PATHS:
         return await handler(request)

@@ -19,10 +19,15 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
     from daemon.web.api import PAIR_BODY, SALE_BODY
 
     return {
-        ("POST", "/api/v1/pair"): {"application/json": {"schema": PAIR_BODY.openapi()}},
-        ("POST", "/api/v1/sales"): {"application/json": {"schema": SALE_BODY.openapi()}},
-        ("POST", "/api/v1/catalog/import"): {"text/csv": {"schema": {"type": "string"}}},
+        ("POST", "/api/v1/pair"): _json(PAIR_BODY.openapi()),
+        ("POST", "/api/v1/sales"): _json(SALE_BODY.openapi()),
+        ("POST", "/api/v1/catalog/import"): {
+            "text/csv": {"schema": {"type": "string"}}},
     }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def build_openapi(router: web.UrlDispatcher) -> dict[str, Any]:
