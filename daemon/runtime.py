@@ -143,9 +143,11 @@ class Stallbox:
 
     async def receipt_text(self, sale_id: str) -> str:
         """Return the sale's receipt as the printer prints it."""
-        columns = self.config.printer.columns if self.config.printer else 42
+        printer = self.config.printer
+        columns = printer.columns if printer else 42
+        codepage = printer.codepage if printer else None
         return await self.reader.run(
-            lambda c: queries.receipt_text(c, sale_id, columns))
+            lambda c: queries.receipt_text(c, sale_id, columns, codepage))
 
     async def reprint(self, sale_id: str) -> int:
         """Queue an explicit reprint (marked REPRINT) and return its job id."""

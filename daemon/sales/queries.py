@@ -91,9 +91,11 @@ def receipt_record(conn: sqlite3.Connection | Any, sale_id: str) -> dict[str, An
     return json.loads(row[0])
 
 
-def receipt_text(conn: sqlite3.Connection, sale_id: str, columns: int) -> str:
-    """Render the sale's receipt as the printer prints it."""
-    return render_text(receipt_from_record(receipt_record(conn, sale_id)), columns)
+def receipt_text(conn: sqlite3.Connection, sale_id: str, columns: int,
+                 codepage: str | None) -> str:
+    """Render the sale's receipt as the printer prints it, in its code page."""
+    receipt = receipt_from_record(receipt_record(conn, sale_id))
+    return render_text(receipt, columns, codepage=codepage)
 
 
 def queue_reprint(tx: Tx, sale_id: str) -> int:
