@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from daemon.config import Config
 from daemon.control import decode_file, serve_control, state_lock
+from daemon.notify import Notifier
 from daemon.runtime import Stallbox, import_summary
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
@@ -19,9 +21,10 @@ from daemon.web.keys import STALLBOX
 _LOG = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0
 Ready = Callable[[Stallbox, str], Awaitable[None]]
+ControlOp = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def control_ops(box: Stallbox) -> dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+def control_ops(box: Stallbox) -> dict[str, ControlOp]:
     """The requests CLI commands may send to the running daemon."""
 
     async def pair(_: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +51,19 @@ def _url(config: Config, port: int) -> str:
 async def serve(config: Config, on_ready: Ready | None = None) -> None:
     """Serve until SIGTERM or SIGINT; the caller holds no locks."""
     stop = _stop_on_signals()
+    notifier = Notifier()
+    try:
+        await _serve(config, on_ready, stop, notifier)
+    finally:
+        await notifier.close()
+    _LOG.info("stopped")
+
+
+async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
+                 notifier: Notifier) -> None:
     with state_lock(config.state_dir):
         app = create_app(config)
+        app.on_cleanup.insert(0, _journal_shutdown)
         # No access log: a line per request costs a tenth of a sale's time on a
         # Pi, and request paths are in the journal anyway.
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
@@ -63,15 +77,32 @@ async def serve(config: Config, on_ready: Ready | None = None) -> None:
             port = runner.addresses[0][1]
             url = _url(config, port)
             _LOG.info("serving on %s (journal seq %d)", url, box.journal.head_seq)
+            notifier.ready(f"serving on {url}, journal seq {box.journal.head_seq}")
+            notifier.start_watchdog()
             if on_ready is not None:
                 await on_ready(box, url)
             await stop.wait()
-            _LOG.info("stopping: refusing new sales, finishing in-flight work")
-            box.accepting = False
+            # Closing the listener refuses new connections; requests already
+            # in flight finish (up to SHUTDOWN_TIMEOUT_S) and may still sell.
+            _LOG.info("stopping: refusing new connections, finishing in-flight work")
+            notifier.stopping("stopping: finishing in-flight sales and printing")
         finally:
             control.close()
             await runner.cleanup()
-    _LOG.info("stopped")
+
+
+async def _journal_shutdown(app: web.Application) -> None:
+    """Finish the job on the printer's wire, then journal the orderly stop.
+
+    Runs after in-flight requests finished and before the journal closes.
+    """
+    box = app[STALLBOX]
+    box.accepting = False
+    if box.printer is not None:
+        await box.printer.stop()
+    uptime_s = int(time.monotonic() - box.health.started_monotonic)
+    event = await box.journal.append("daemon.stopped", {"uptime_s": uptime_s})
+    _LOG.info("shutdown journaled at seq %d", event.seq)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -32,15 +32,16 @@ def run_cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[
 class DaemonProcess:
     """One `stallbox serve` process; knows its URL once it logged readiness."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *, env: dict[str, str] | None = None,
+                 launcher: tuple[str, ...] = ("-m", "daemon.cli")) -> None:
         self.config = config
         self.url = ""
         self.log: list[str] = []
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "serve", "--config", str(config)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True)
+            [sys.executable, *launcher, "serve", "--config", str(config)],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
         if not self._ready.wait(READY_TIMEOUT_S):
