@@ -39,7 +39,8 @@
     var body = new URLSearchParams(data);
     var checkout = form.hasAttribute("data-checkout");
     form.classList.add("busy");
-    return fetch(form.action, {
+    // getAttribute: a field named "action" shadows the form's action property.
+    return fetch(form.getAttribute("action"), {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "Content-Type": "application/x-www-form-urlencoded" }
     }).then(function (resp) {
@@ -80,7 +81,8 @@
     if (!form || !form.hasAttribute("data-search")) { return; }
     clearTimeout(searchTimer);
     searchTimer = setTimeout(function () {
-      var url = form.action + "?" + new URLSearchParams(new FormData(form));
+      var url = form.getAttribute("action") + "?" +
+        new URLSearchParams(new FormData(form));
       fetch(url, { credentials: "same-origin" }).then(function (resp) {
         return resp.text().then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
