@@ -1,11 +1,14 @@
 """The staff pages in a real browser: Debian's chromium driven by Playwright.
 
 The daemon app runs on loopback inside the test; chromium is started once per
-module. Screenshots land in docs/screenshots/ for people to look at.
+module. Screenshots go to a temporary directory, or to the directory named by
+STALLBOX_SCREENSHOTS (docs/screenshots/ for the committed ones), because their
+receipts carry the time and would change the tree on every run.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +31,6 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 TABLET = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 MIN_TAP_PX = 44
-SHOTS = REPO / "docs" / "screenshots"
 HOSTILE = "<script>alert(1)</script>\"'\u202e{{7*7}}"
 HOSTILE_CSV = (
     "sku,name,price,tax_class,category,variant,weight_g,gift_card\n"
@@ -136,21 +138,29 @@ async def small_targets(page: Any) -> list[str]:
             if w < MIN_TAP_PX or h < MIN_TAP_PX]
 
 
-async def shoot(page: Any, name: str, *, top: bool = True) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return where screenshots go (STALLBOX_SCREENSHOTS, relative to the repo)."""
+    wanted = os.environ.get("STALLBOX_SCREENSHOTS")
+    path = REPO / wanted if wanted else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def shoot(page: Any, path: Path, *, top: bool = True) -> None:
     if top:
         await page.evaluate("window.scrollTo(0, 0)")
-    await page.screenshot(path=str(SHOTS / name))
+    await page.screenshot(path=str(path))
 
 
-async def test_sell_two_items_for_cash_on_a_tablet(browser: Any,
-                                                   daemon: Daemon) -> None:
+async def test_sell_two_items_for_cash_on_a_tablet(browser: Any, daemon: Daemon,
+                                                   shots: Path) -> None:
     page = await open_page(browser, daemon, TABLET)
     await page.evaluate("window.stallboxNoReload = true")
     await sell_two_items(page)
     assert await page.evaluate("window.stallboxNoReload === true")  # enhanced
     assert await small_targets(page) == []
-    await shoot(page, "till-tablet.png")
+    await shoot(page, shots / "till-tablet.png")
     await page.fill("#tendered", "20")
     await page.click(".given button")
     await page.wait_for_url(re.compile(r".*/till/change/\w+$"))
@@ -158,7 +168,7 @@ async def test_sell_two_items_for_cash_on_a_tablet(browser: Any,
     size = await page.eval_on_selector("#change", "e => getComputedStyle(e).fontSize")
     assert float(size.removesuffix("px")) >= 64
     assert await small_targets(page) == []
-    await shoot(page, "change.png")
+    await shoot(page, shots / "change.png")
     await page.click("#new-sale")
     await page.wait_for_url("**/till")
     assert await page.locator(".line").count() == 0
@@ -166,19 +176,19 @@ async def test_sell_two_items_for_cash_on_a_tablet(browser: Any,
 
 
 async def test_sell_two_items_with_javascript_off_on_a_phone(
-        browser: Any, daemon: Daemon) -> None:
+        browser: Any, daemon: Daemon, shots: Path) -> None:
     page = await open_page(browser, daemon, PHONE, javascript=False)
     await sell_two_items(page)
     assert await small_targets(page) == []
-    await shoot(page, "till-phone.png")
+    await shoot(page, shots / "till-phone.png")
     await page.click(".cartbar")
-    await shoot(page, "till-phone-cart.png", top=False)
+    await shoot(page, shots / "till-phone-cart.png", top=False)
     await page.locator(".quick button", has_text="10,00").click()
     await page.wait_for_url(re.compile(r".*/till/change/\w+$"))
     assert await page.inner_text("#change") == "1,70 €"
     size = await page.eval_on_selector("#change", "e => getComputedStyle(e).fontSize")
     assert float(size.removesuffix("px")) >= 64
-    await shoot(page, "change-phone.png")
+    await shoot(page, shots / "change-phone.png")
     await page.click("a[href^='/sales/']")
     await page.wait_for_selector("pre.receipt")
     assert "Laugenbrezel" in await page.inner_text("pre.receipt")
@@ -220,7 +230,8 @@ async def test_hostile_product_name_does_not_run(browser: Any,
     await page.context.close()
 
 
-async def test_sale_detail_and_printer_pages(browser: Any, daemon: Daemon) -> None:
+async def test_sale_detail_and_printer_pages(browser: Any, daemon: Daemon,
+                                             shots: Path) -> None:
     page = await open_page(browser, daemon, TABLET)
     for name in ("Crème brûlée", "Duftkerze Sojawachs (Lavendel)", "Zimtschnecke"):
         await tap_product(page, name)
@@ -230,15 +241,56 @@ async def test_sale_detail_and_printer_pages(browser: Any, daemon: Daemon) -> No
     await page.click("text=Reprint receipt")
     await page.wait_for_selector("text=Reprint queued")
     assert await small_targets(page) == []
-    await shoot(page, "sale-detail.png")
+    await shoot(page, shots / "sale-detail.png")
     daemon.box.printer = FakePrinter({
         "state": "paper_out", "reason": "The paper roll is empty.",
         "action": "Open the cover, put in a new roll, close the cover."})
     await page.goto(daemon.url + "/printer")
     assert "Printer out of paper" in await page.inner_text("#printer-badge")
     assert await small_targets(page) == []
-    await shoot(page, "printer.png")
+    await shoot(page, shots / "printer.png")
     await page.goto(daemon.url + "/sales")
     assert await small_targets(page) == []
-    await shoot(page, "sales.png")
+    await shoot(page, shots / "sales.png")
+    await page.context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+async def test_double_tap_on_pay_makes_one_sale(browser: Any, daemon: Daemon,
+                                                javascript: bool) -> None:
+    page = await open_page(browser, daemon, TABLET, javascript=javascript)
+    await tap_product(page, "Zimtschnecke")
+    await page.dblclick(".quick button[value=exact]")
+    await page.wait_for_url(re.compile(r".*/till/change/\w+$"))
+    await page.wait_for_load_state()
+    assert len(await daemon.box.sales(None, 10)) == 1
+    await page.context.close()
+
+
+async def test_wifi_drop_loses_nothing(browser: Any, daemon: Daemon) -> None:
+    page = await open_page(browser, daemon, TABLET)
+    await tap_product(page, "Zimtschnecke")
+    await page.context.set_offline(True)
+    await page.click(".quick button[value=exact]")
+    await page.wait_for_selector(".offline-note")
+    assert "Nothing was lost" in await page.inner_text(".offline-note")
+    assert await page.locator(".line").count() == 1
+    await page.context.set_offline(False)
+    await page.click(".quick button[value=exact]")
+    await page.wait_for_url(re.compile(r".*/till/change/\w+$"))
+    assert len(await daemon.box.sales(None, 10)) == 1
+    await page.context.close()
+
+
+async def test_search_narrows_the_products_as_you_type(browser: Any,
+                                                        daemon: Daemon) -> None:
+    page = await open_page(browser, daemon, TABLET)
+    await page.evaluate("window.stallboxNoReload = true")
+    await page.fill("input[name=q]", "brez")
+    await page.wait_for_function(
+        "document.querySelectorAll('button.product').length === 1")
+    assert "Laugenbrezel" in await page.inner_text("button.product")
+    assert await page.evaluate("window.stallboxNoReload === true")
+    await tap_product(page, "Laugenbrezel")
+    assert page.url.endswith("/till?q=brez")
     await page.context.close()
