@@ -141,6 +141,15 @@ class Stallbox:
         """Return one sale or raise NotFoundError."""
         return await self.reader.run(lambda c: queries.get_sale(c, sale_id))
 
+    async def sale_id_for_ref(self, client_ref: str) -> str | None:
+        """Return the id of the sale a client_ref became, or None."""
+        def find(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT id FROM sales WHERE client_ref = ?",
+                               (client_ref,)).fetchone()
+            return str(row[0]) if row else None
+
+        return await self.reader.run(find)
+
     async def receipt_text(self, sale_id: str) -> str:
         """Return the sale's receipt as the printer prints it."""
         printer = self.config.printer

@@ -22,7 +22,6 @@ PRODUCTS_SHOWN = 60
 MAX_QUERY = 100
 NOTES_MAJOR = (5, 10, 20, 50, 100)  # banknotes offered as quick tenders
 QUICK_TENDERS = 4
-RECENT_SALES_SCANNED = 50  # where a resubmitted ref is looked for after a restart
 CART_ACTIONS = ("add", "inc", "dec", "set", "remove", "clear")
 
 
@@ -171,16 +170,13 @@ async def sale_for_ref(request: web.Request, client_ref: str) -> str | None:
     """Return the sale a checkout ref already became, if any.
 
     The cart store remembers recent refs; after a restart it has forgotten
-    them, so the newest sales in the journal are searched too.
+    them, so the journal's client_ref index answers.
     """
     box = request.app[STALLBOX]
     sale_id = store_for(box).finished_sale(tablet_key(request), client_ref)
     if sale_id is not None:
         return sale_id
-    for sale in await box.sales(None, RECENT_SALES_SCANNED):
-        if sale["client_ref"] == client_ref:
-            return str(sale["id"])
-    return None
+    return await box.sale_id_for_ref(client_ref)
 
 
 async def sell_cart(request: web.Request, cart: Cart,
