@@ -1,0 +1,1 @@
+"""The reference billing-pipeline receiver: verify batches, store, build invoices."""

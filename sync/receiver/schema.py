@@ -1,0 +1,123 @@
+"""Shape checks for batch headers and events; a failure names the field.
+
+Extra fields are allowed: the daemon adds fields to its events over time
+(fees, carbon) and an old receiver must not park every stall for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sync.errors import BatchRejected
+
+STALL_ID_MAX = 64
+_ENVELOPE = (("seq", int), ("ts", str), ("kind", str), ("data", dict))
+_TYPES: dict[type, str] = {str: "a string", int: "an integer", dict: "an object",
+                           list: "a list", bool: "true or false"}
+
+
+class Invalid(BatchRejected):
+    """Raised when a header or event field is missing or of the wrong shape."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(422, "Invalid batch", f"{field} {why}", field=field)
+
+
+def need(obj: Mapping[str, Any], key: str, kind: type, path: str) -> Any:
+    """Return obj[key] if present and of kind (booleans are not integers)."""
+    name = f"{path}.{key}" if path else key
+    if key not in obj:
+        raise Invalid(name, "is required")
+    value = obj[key]
+    if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
+        raise Invalid(name, f"must be {_TYPES.get(kind, kind.__name__)}")
+    return value
+
+
+def need_int(obj: Mapping[str, Any], key: str, path: str, low: int = 0) -> int:
+    """Return an integer field no smaller than low."""
+    value = need(obj, key, int, path)
+    if value < low:
+        raise Invalid(f"{path}.{key}" if path else key, f"must be at least {low}")
+    return value
+
+
+def check_header(header: Mapping[str, Any]) -> None:
+    """Check the batch header line's fields."""
+    if header.get("v") != 1:
+        raise Invalid("header.v", "must be 1 (this receiver speaks batch format v1)")
+    stall_id = need(header, "stall_id", str, "header")
+    if not 0 < len(stall_id) <= STALL_ID_MAX:
+        raise Invalid("header.stall_id", f"must be 1 to {STALL_ID_MAX} characters")
+    first = need_int(header, "first_seq", "header", 1)
+    last = need_int(header, "last_seq", "header", first)
+    if need_int(header, "count", "header", 1) != last - first + 1:
+        raise Invalid("header.count", "must equal last_seq - first_seq + 1")
+    for key in ("prev_hash", "last_hash"):
+        value = need(header, key, str, "header")
+        if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+            raise Invalid(f"header.{key}", "must be 64 lowercase hex digits")
+    need(header, "clock", dict, "header")
+
+
+def check_event(record: Any, path: str) -> None:
+    """Check one event body: envelope always, data for the kinds billing reads."""
+    if type(record) is not dict:
+        raise Invalid(path, "must be an object")
+    fields(record, _ENVELOPE, path)
+    if record["seq"] < 1:
+        raise Invalid(f"{path}.seq", "must be at least 1")
+    data = record["data"]
+    checker = _KINDS.get(record["kind"])
+    if checker is not None:
+        checker(data, f"{path}.data")
+
+
+_LINE = (("sku", str), ("name", str), ("qty", int), ("unit_minor", int),
+         ("amount_minor", int), ("tax_code", str))
+_TAX = (("code", str), ("rate_bp", int), ("net_minor", int), ("tax_minor", int),
+        ("gross_minor", int))
+_PAYMENT = (("method", str), ("amount_minor", int))
+_SALE = (("id", str), ("currency", str), ("total_minor", int),
+         ("change_minor", int), ("lines", list), ("taxes", list), ("payments", list))
+
+
+def fields(obj: Mapping[str, Any], spec: tuple[tuple[str, type], ...],
+           path: str) -> None:
+    """Check many fields at once; exact types, as JSON decoding produces them."""
+    for key, kind in spec:
+        if type(obj.get(key)) is not kind:
+            need(obj, key, kind, path)  # raises with the precise message
+
+
+def _items(items: list[Any], spec: tuple[tuple[str, type], ...], path: str) -> None:
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            raise Invalid(f"{path}[{index}]", "must be an object")
+        fields(item, spec, f"{path}[{index}]")
+
+
+def _sale_completed(data: Mapping[str, Any], path: str) -> None:
+    fields(data, _SALE, path)
+    if len(data["currency"]) != 3:
+        raise Invalid(f"{path}.currency", "must be an ISO 4217 code")
+    for key in ("lines", "payments"):
+        if not data[key]:
+            raise Invalid(f"{path}.{key}", "must have at least 1 item(s)")
+    _items(data["lines"], _LINE, f"{path}.lines")
+    _items(data["taxes"], _TAX, f"{path}.taxes")
+    _items(data["payments"], _PAYMENT, f"{path}.payments")
+    for key in ("total_minor", "change_minor"):
+        if data[key] < 0:
+            raise Invalid(f"{path}.{key}", "must be at least 0")
+    for index, line in enumerate(data["lines"]):
+        if line["qty"] < 1:
+            raise Invalid(f"{path}.lines[{index}].qty", "must be at least 1")
+
+
+def _sync_acked(data: Mapping[str, Any], path: str) -> None:
+    need_int(data, "acked_seq", path)
+
+
+_KINDS = {"sale.completed": _sale_completed, "sync.acked": _sync_acked}

@@ -1,0 +1,60 @@
+"""The receiver's one narrow storage interface; SQLite now, PostgreSQL can follow.
+
+A backend must make ``ingest`` atomic per stall: read the stall's tail, call
+``verify.plan_ingest`` and store the new events, the invoices and the new tail
+in one transaction, durable before it returns (the client is about to move
+its cursor on the answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sync.receiver.model import IngestResult, StallRecord, VerifiedBatch
+
+
+class Storage(Protocol):
+    """What the receiver app needs from a database."""
+
+    async def get_stall(self, stall_id: str) -> StallRecord | None:
+        """Return the stall, or None if it was never enrolled."""
+        ...
+
+    async def enroll(self, stall_id: str, public_key: bytes) -> None:
+        """Register (or re-key) a stall's device public key."""
+        ...
+
+    async def revoke(self, stall_id: str) -> None:
+        """Refuse the stall's batches from now on."""
+        ...
+
+    async def create_enrolment_token(self, stall_id: str, ttl_s: int) -> str:
+        """Return a one-time token a stall can enrol itself with."""
+        ...
+
+    async def redeem_enrolment_token(self, token: str, stall_id: str,
+                                     public_key: bytes) -> bool:
+        """Enrol the stall if the token is valid, unused and for this stall."""
+        ...
+
+    async def ingest(self, batch: VerifiedBatch, received_at: str,
+                     clock_offset_ms: int | None) -> IngestResult:
+        """Store the batch's new events atomically; raise GapError or BatchRejected."""
+        ...
+
+    async def invoices(self, stall_id: str, after_seq: int,
+                       limit: int) -> list[dict[str, Any]]:
+        """Return the stall's invoices in sequence order after after_seq."""
+        ...
+
+    async def invoice(self, stall_id: str, sale_id: str) -> dict[str, Any] | None:
+        """Return one invoice, or None."""
+        ...
+
+    async def verify_chain(self, stall_id: str) -> tuple[int, str]:
+        """Walk the stall's stored events; return (events checked, first fault)."""
+        ...
+
+    async def close(self) -> None:
+        """Close the database."""
+        ...

@@ -1,0 +1,115 @@
+"""Shared pieces of the sync tests: journals full of sales, a receiver on loopback."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from daemon.journal.store import Journal, Tx
+from daemon.keys.device import DeviceIdentity
+from sync.client import SyncSettings, SyncWorker
+from sync.receiver.app import create_receiver_app
+from sync.receiver.sqlite_store import SqliteStorage
+
+STALL = "stall-t1"
+FILL_CHUNK = 5000
+
+
+def sale_data(n: int) -> dict[str, Any]:
+    """Return a sale.completed body shaped like the daemon's (sales.service)."""
+    qty = 1 + n % 3
+    amount = 450 * qty
+    net = round(amount * 100 / 107)
+    return {
+        "id": f"s{n:08d}", "client_ref": f"ref-{n:08d}", "tablet": "Till 1",
+        "currency": "EUR", "pricing": "gross",
+        "lines": [{"sku": "BROT", "name": "Bauernbrot", "qty": qty, "unit_minor": 450,
+                   "amount_minor": amount, "tax_code": "B"}],
+        "taxes": [{"code": "B", "label": "7 %", "rate_bp": 700, "net_minor": net,
+                   "tax_minor": amount - net, "gross_minor": amount}],
+        "total_minor": amount,
+        "payments": [{"method": "cash", "amount_minor": amount,
+                      "tendered_minor": amount}],
+        "change_minor": 0, "header": ["Testhof", "", ""], "footer": ["Danke"],
+        "local_time": "01.06.2025 10:00",
+    }
+
+
+async def fill(journal: Journal, count: int, start: int = 0) -> None:
+    """Append count sale events in large transactions."""
+    done = 0
+    while done < count:
+        size = min(FILL_CHUNK, count - done)
+        first = start + done
+
+        def append(tx: Tx, first: int = first, size: int = size) -> None:
+            for n in range(first, first + size):
+                tx.append("sale.completed", sale_data(n))
+
+        await journal.transact(append)
+        done += size
+
+
+class Receiver:
+    """The reference receiver served on a free loopback port, restartable."""
+
+    def __init__(self, data_dir: Path, **options: Any) -> None:
+        self.data_dir = data_dir
+        self.options = {"rate_per_s": 0.0, **options}
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def storage(self) -> SqliteStorage:
+        assert self.runner is not None
+        from sync.receiver.app import STORAGE
+
+        return self.runner.app[STORAGE]  # type: ignore[return-value]
+
+    async def start(self) -> Receiver:
+        app = create_receiver_app(SqliteStorage.in_dir(self.data_dir), **self.options)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def enrol(self, identity: DeviceIdentity, stall: str = STALL) -> None:
+        await self.storage.enroll(stall, identity.public_bytes)
+
+    async def stored_seqs(self, stall: str = STALL) -> Sequence[int]:
+        def read(conn: Any) -> list[int]:
+            rows = conn.execute("SELECT seq FROM events WHERE stall_id = ?"
+                                " ORDER BY seq", (stall,))
+            return [row[0] for row in rows]
+
+        return await self.storage._call(read)
+
+
+def identity(tmp: Path) -> DeviceIdentity:
+    """Make a device key in a fresh directory."""
+    path = tmp / f"key-{secrets.token_hex(4)}"
+    path.mkdir()
+    return DeviceIdentity.load_or_create(path)
+
+
+def worker(journal: Journal, url: str, key: DeviceIdentity,
+           **settings: Any) -> SyncWorker:
+    """Build a sync worker with short test timeouts."""
+    options = {"interval_s": 3600.0, "request_timeout_s": 2.0,
+               "backoff_base_s": 0.01, "backoff_cap_s": 0.05, **settings}
+    return SyncWorker(journal, SyncSettings(url, STALL, **options), key.sign)
