@@ -7,19 +7,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from daemon.billing.pricing import TaxRate
 from daemon.errors import StallboxError
 from daemon.money import Currency
 from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterSettings
 
-if TYPE_CHECKING:
-    from daemon.sales.settings import BillingSettings
-
 MAX_CONFIG_BYTES = 256 * 1024
 CODEPAGES = ("cp858", "cp437", "cp850", "cp852", "cp1252", "cp866")
-BILLING_SECTIONS = ("cash", "packaging", "carbon", "contribution")
 DEFAULT_RATES = {
     "standard": ("A", 1900, "19 %"),
     "reduced": ("B", 700, "7 %"),
@@ -65,8 +61,6 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
-    epoch_max_s: int = 3600
-    billing: BillingSettings = field(default_factory=lambda: _default_billing())
 
 
 class _Section:
@@ -144,8 +138,7 @@ def load_config(path: Path) -> Config:
 def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                  source: str = "<dict>") -> Config:
     """Check a config already parsed from TOML."""
-    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing", "keys",
-             *BILLING_SECTIONS}
+    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing"}
     for key in data:
         if key not in known:
             raise ConfigError(key, "is not a known section")
@@ -166,23 +159,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     pairing = _Section("pairing", data.get("pairing", {}))
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
     pairing.check_unknown()
-    keys = _Section("keys", data.get("keys", {}))
-    epoch_max_s = keys.int_range("epoch_max_s", 60, 86400, 3600)
-    keys.check_unknown()
-    from daemon.sales.settings import parse_billing  # imports this module
-
-    billing = parse_billing(data, stall.currency, base_dir)
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
                   printer=printer, sync_url=sync_url, max_body_bytes=max_body,
-                  pairing_code_ttl_s=code_ttl, source=source, billing=billing,
-                  epoch_max_s=epoch_max_s)
-
-
-def _default_billing() -> BillingSettings:
-    """Return the billing settings of an empty config (no rounding, no fees)."""
-    from daemon.sales.settings import BillingSettings, parse_billing
-
-    return parse_billing({}, Currency.of("EUR"), Path(".")) or BillingSettings()
+                  pairing_code_ttl_s=code_ttl, source=source)
 
 
 def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from daemon.config import Config
 from daemon.control import decode_file, serve_control, state_lock
 from daemon.notify import Notifier
+
+if TYPE_CHECKING:
+    from daemon.discovery import Announcer
 from daemon.runtime import Stallbox, import_summary
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
@@ -79,9 +83,12 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
             _LOG.info("serving on %s (journal seq %d)", url, box.journal.head_seq)
             notifier.ready(f"serving on {url}, journal seq {box.journal.head_seq}")
             notifier.start_watchdog()
+            announcer = await _start_discovery(config, port)
             if on_ready is not None:
                 await on_ready(box, url)
             await stop.wait()
+            if announcer is not None:
+                await announcer.stop()
             # Closing the listener refuses new connections; requests already
             # in flight finish (up to SHUTDOWN_TIMEOUT_S) and may still sell.
             _LOG.info("stopping: refusing new connections, finishing in-flight work")
@@ -89,6 +96,26 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
         finally:
             control.close()
             await runner.cleanup()
+
+
+async def _start_discovery(config: Config, port: int) -> Announcer | None:
+    """Announce the pages by mDNS if configured and reachable off this box."""
+    settings = config.discovery
+    if not settings.enabled or config.host in ("127.0.0.1", "::1", "localhost"):
+        return None
+    # Imported here: zeroconf costs start-up time when discovery is off.
+    from daemon import __version__
+    from daemon.discovery import Advert, Announcer, device_suffix
+    from daemon.keys.device import DeviceIdentity
+
+    identity = await asyncio.to_thread(DeviceIdentity.load_or_create, config.state_dir)
+    advert = Advert(name=settings.name or config.stall.name, port=port,
+                    stall_id=config.stall.stall_id, version=__version__,
+                    host=socket.gethostname().split(".")[0] or "stallbox",
+                    suffix=device_suffix(identity.public_bytes()))
+    announcer = Announcer(advert, settings.interfaces)
+    announcer.start()
+    return announcer
 
 
 async def _journal_shutdown(app: web.Application) -> None:
