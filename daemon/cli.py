@@ -16,6 +16,7 @@ from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
 from daemon.journal.verify import verify_journal
 from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
+from sync import cli as sync_cli
 
 _LOG = logging.getLogger(__name__)
 EXIT_USAGE = 2
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the journal's events as JSON lines")
     _state_args(export)
     export.add_argument("--after-seq", type=int, default=0)
+    sync_cli.add_commands(sub, _state_args)
     return parser
 
 
@@ -76,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": _cmd_demo, "serve": _cmd_serve, "pair": _cmd_pair,
         "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
+        **sync_cli.handlers(_config_for),
     }
     try:
         return handlers[args.command](args)

@@ -58,6 +58,8 @@ class Config:
     state_dir: Path
     printer: PrinterSettings | None
     sync_url: str = ""
+    sync_stall_id: str = "stall-1"
+    sync_interval_s: int = 60
     max_body_bytes: int = 1024 * 1024
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
@@ -155,12 +157,15 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     printer = _parse_printer(data.get("printer"))
     sync = _Section("sync", data.get("sync", {}))
     sync_url = _parse_url(sync.get("url", str, ""))
+    sync_stall_id = _sync_stall_id(sync, stall.stall_id)
+    sync_interval_s = sync.int_range("interval_s", 5, 86400, 60)
     sync.check_unknown()
     pairing = _Section("pairing", data.get("pairing", {}))
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
     pairing.check_unknown()
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
-                  printer=printer, sync_url=sync_url, max_body_bytes=max_body,
+                  printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
+                  sync_interval_s=sync_interval_s, max_body_bytes=max_body,
                   pairing_code_ttl_s=code_ttl, source=source)
 
 
@@ -231,6 +236,14 @@ def _parse_host(host: str) -> str:
     except ValueError as err:
         raise ConfigError("http.host", f"must be an IP address; got {host!r}") from err
     return host
+
+
+def _sync_stall_id(sec: _Section, default: str) -> str:
+    value = sec.get("stall_id", str, default)
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ConfigError("sync.stall_id",
+                          "must be 1-64 letters, digits, '-', '_' or '.'")
+    return value
 
 
 def _parse_url(url: str) -> str:

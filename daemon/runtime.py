@@ -44,6 +44,7 @@ class Stallbox:
         self.accepting = True
         self.health = Health(started_monotonic=time.monotonic())
         self.printer: Any = None  # set by daemon.printing when a printer is configured
+        self.sync: Any = None  # set by sync.service when [sync] url is configured
         self._check_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -171,7 +172,9 @@ class Stallbox:
         """Return the health document; cheap, no database access."""
         printer = self.printer.state_dict() if self.printer else {"state": "none"}
         status = "ok" if self.accepting else "degraded"
-        return {"status": status, "journal_seq": self.journal.head_seq,
+        sync = self.sync.state_dict() if self.sync else {
+            "state": "disabled", "acked_seq": 0, "backlog": self.journal.head_seq}
+        return {"status": status, "journal_seq": self.journal.head_seq, "sync": sync,
                 "journal_integrity": self.health.integrity, "printer": printer,
                 "uptime_s": int(time.monotonic() - self.health.started_monotonic)}
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 from daemon.runtime import Stallbox, import_summary
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
+from sync.cli import control_ops as sync_control_ops
 
 _LOG = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -40,7 +41,8 @@ def control_ops(box: Stallbox) -> dict[str, ControlOp]:
             skip_invalid=bool(request.get("skip_invalid")),
             include_inactive=bool(request.get("include_inactive")))
 
-    return {"pair": pair, "import_catalog": import_catalog}
+    return {"pair": pair, "import_catalog": import_catalog,
+            **sync_control_ops(box)}
 
 
 def _url(config: Config, port: int) -> str:

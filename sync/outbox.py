@@ -39,13 +39,13 @@ class PreparedBatch:
     key: str
 
 
-def clock_report(last_event_ts: str) -> dict[str, Any]:
+def clock_report(max_event_ts: str) -> dict[str, Any]:
     """Describe the device clock so the receiver can correct event times."""
     sent_at = utc_now()
     synced = (NTP_DIR / "synchronized").exists() if NTP_DIR.exists() else None
     # ISO 8601 UTC strings of one format compare in time order.
-    return {"sent_at": sent_at, "last_event_ts": last_event_ts,
-            "behind_journal": sent_at < last_event_ts, "ntp_synced": synced}
+    return {"sent_at": sent_at, "max_event_ts": max_event_ts,
+            "behind_journal": sent_at < max_event_ts, "ntp_synced": synced}
 
 
 class Outbox:
@@ -60,6 +60,9 @@ class Outbox:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self._conn: sqlite3.Connection | None = None
+        # The latest event time read this session: a wall clock now behind it
+        # jumped backwards (no RTC on a Pi after a power cut).
+        self._max_ts = ""
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-outbox")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -102,10 +105,11 @@ class Outbox:
         if not rows:
             return None
         last_hash = check_chain(after_seq, rows)
+        self._max_ts = max(self._max_ts, max(row[1] for row in rows))
         header = protocol.BatchHeader(
             stall_id=self._stall_id, first_seq=rows[0][0], last_seq=rows[-1][0],
             prev_hash=bytes(rows[0][3]), last_hash=last_hash,
-            clock=clock_report(rows[-1][1]))
+            clock=clock_report(self._max_ts))
         raw = protocol.encode_batch(header, [bytes(row[2]) for row in rows])
         return PreparedBatch(
             first_seq=header.first_seq, last_seq=header.last_seq, raw_bytes=len(raw),

@@ -57,11 +57,11 @@ async def fill(journal: Journal, count: int, start: int = 0) -> None:
 class Receiver:
     """The reference receiver served on a free loopback port, restartable."""
 
-    def __init__(self, data_dir: Path, **options: Any) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, **options: Any) -> None:
         self.data_dir = data_dir
         self.options = {"rate_per_s": 0.0, **options}
         self.runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:

@@ -14,9 +14,10 @@ from daemon.config import Config
 from daemon.errors import StallboxError
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
-from daemon.web import api, pages
+from daemon.web import api, api_sync, pages
 from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
 from daemon.web.problems import from_exception, http_error, problem
+from sync.service import start_sync
 
 _LOG = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,6 +85,7 @@ def create_app(config: Config) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
                          autoescape=jinja2.select_autoescape(default=True))
     app.add_routes(api.routes)
+    app.add_routes(api_sync.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)
@@ -95,7 +97,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     box = app[STALLBOX]
     await box.open()
     printing = await start_printing(box)
+    syncing = await start_sync(box)
     yield
+    if syncing is not None:
+        await syncing.stop()
     if printing is not None:
         await printing.stop()
     await box.stop()
