@@ -49,7 +49,8 @@ def apply_import(tx: Tx, parsed: ParseResult, *, skip_invalid: bool) -> ImportOu
         raise ImportRejected(parsed.rejected)
     if not parsed.products and not parsed.skipped:
         raise InputError("the file holds no products (only a header?)", field="body")
-    changed = [p for p in parsed.products if _row(p) != _current(tx, p.sku)]
+    changed = [p for p in parsed.products
+               if (_row(p), _billing(p)) != _current(tx, p.sku)]
     seq = None
     if changed:
         event = tx.append("catalog.imported", {
@@ -61,6 +62,10 @@ def apply_import(tx: Tx, parsed: ParseResult, *, skip_invalid: bool) -> ImportOu
             f"INSERT OR REPLACE INTO products ({', '.join(_COLUMNS)}, search, seq)"
             f" VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
             [(*_row(p), search_key(p), event.seq) for p in changed])
+        tx.executemany(
+            "INSERT OR REPLACE INTO product_billing (sku, packaging, carbon_factor,"
+            " seq) VALUES (?, ?, ?, ?)",
+            [(p.sku, *_billing(p), event.seq) for p in changed])
     return ImportOutcome(len(parsed.products), len(changed), parsed.rejected,
                          parsed.skipped, parsed.format, seq)
 
@@ -70,10 +75,19 @@ def _row(p: ProductRecord) -> tuple[object, ...]:
             p.tax_class, p.weight_g, int(p.gift_card), p.barcode, int(p.active))
 
 
-def _current(tx: Tx, sku: str) -> tuple[object, ...] | None:
+def _billing(p: ProductRecord) -> tuple[str, str]:
+    return (p.packaging, p.carbon_factor)
+
+
+def _current(tx: Tx, sku: str) -> tuple[tuple[object, ...], tuple[str, str]] | None:
+    """Return a product's stored row and billing references, or None."""
     row = tx.execute(f"SELECT {', '.join(_COLUMNS)} FROM products WHERE sku = ?",
                      (sku,)).fetchone()
-    return tuple(row) if row else None
+    if row is None:
+        return None
+    billing = tx.execute("SELECT packaging, carbon_factor FROM product_billing"
+                         " WHERE sku = ?", (sku,)).fetchone()
+    return tuple(row), (billing[0], billing[1]) if billing else ("", "")
 
 
 def _event_product(p: ProductRecord) -> dict[str, object]:

@@ -43,7 +43,9 @@ _FORMATS: tuple[ModuleType, ...] = (shopify, square, woocommerce, simple)
 
 def parse_catalog(data: bytes, *, currency: Currency,
                   include_inactive: bool = False,
-                  max_bytes: int = MAX_CATALOG_BYTES) -> ParseResult:
+                  max_bytes: int = MAX_CATALOG_BYTES,
+                  packaging_types: frozenset[str] | None = None,
+                  factor_refs: frozenset[str] | None = None) -> ParseResult:
     """Parse one catalog export into product records and rejected rows."""
     if len(data) > max_bytes:
         raise CatalogError(
@@ -54,7 +56,8 @@ def parse_catalog(data: bytes, *, currency: Currency,
     formats: list[ModuleType] = []
     table = read_table(text, partial(_sniff, found=formats))
     parse: Callable[[Table, ParseContext], ParseResult] = formats[0].parse
-    result = parse(table, ParseContext(currency, include_inactive))
+    ctx = ParseContext(currency, include_inactive, packaging_types, factor_refs)
+    result = parse(table, ctx)
     _log.debug("catalog parsed: format=%s products=%d rejected=%d skipped=%d",
               result.format, len(result.products), len(result.rejected),
               result.skipped)

@@ -27,6 +27,8 @@ class ProductRecord:
     extra: dict[str, str] = field(default_factory=dict)
     # True when the SKU came from derive_sku, not from the shop's export.
     sku_derived: bool = False
+    packaging: str = ""  # a configured packaging type, "" for none
+    carbon_factor: str = ""  # an emission factor id or category key, "" to map
 
     def display_name(self) -> str:
         """Return the name with its variant, as a till and receipt show it."""

@@ -2,7 +2,8 @@
 
 Header (row 1) names the columns, in any order, case-insensitive:
 
-    sku,name,price,tax_class,category,variant,weight_g,gift_card,barcode
+    sku,name,price,tax_class,category,variant,weight_g,gift_card,barcode,
+    packaging,carbon_factor
 
 - name, price: required. price is in the major unit with `.` or `,` as
   decimal mark ("4.50", "4,50"; quote it or use `;` as separator when it
@@ -13,6 +14,11 @@ Header (row 1) names the columns, in any order, case-insensitive:
   variant are variants of one product (grouped on the till).
 - weight_g: whole grams, empty for none.
 - gift_card: true/false, yes/no, y/n, 1/0; empty is false.
+- packaging: a packaging type of the stall's config ([packaging.TYPE]) whose
+  fee and deposit each unit sold carries; empty for none.
+- carbon_factor: an emission factor id ("agribalyse-3.1:31008") or a category
+  key of the shipped table ("honey"); empty maps the product by its category
+  ([carbon.categories]) or gives it the stall's default, flagged.
 Other columns are ignored (listed in warnings). UTF-8, `,` `;` or tab.
 """
 
@@ -31,7 +37,8 @@ from daemon.catalog.sku import derive_sku
 _log = logging.getLogger(__name__)
 
 COLUMNS = ("sku", "name", "price", "tax_class", "category", "variant",
-           "weight_g", "gift_card", "barcode")
+           "weight_g", "gift_card", "barcode", "packaging", "carbon_factor")
+MAX_REF_CHARS = 80
 MAX_SKU_CHARS = 100
 
 
@@ -75,7 +82,20 @@ def _record(row: Row, ctx: ParseContext) -> ProductRecord:
         barcode=fields.clean_text(row.get("barcode")),
         source="simple",
         sku_derived=not sku,
+        packaging=_known(row.get("packaging"), ctx.packaging_types, "packaging"),
+        carbon_factor=_known(row.get("carbon_factor"), ctx.factor_refs,
+                             "carbon_factor"),
     )
+
+
+def _known(text: str, known: frozenset[str] | None, column: str) -> str:
+    """Return a reference cell, refusing one the stall's config does not know."""
+    value = fields.clean_text(text)
+    if len(value) > MAX_REF_CHARS:
+        raise RowError(f"{column} longer than {MAX_REF_CHARS} characters")
+    if value and known is not None and value not in known:
+        raise RowError(f"{column} {value[:40]!r} is not configured on this stall")
+    return value
 
 
 def _tax_class(text: str) -> str:

@@ -96,3 +96,45 @@ CREATE TABLE IF NOT EXISTS pairing_codes (
     used       INTEGER NOT NULL DEFAULT 0,
     seq        INTEGER NOT NULL
 );
+
+-- Billing read models (issue 4). Packaging type and carbon factor reference of
+-- each product, kept beside products so journals made before them still open.
+CREATE TABLE IF NOT EXISTS product_billing (
+    sku           TEXT PRIMARY KEY,
+    packaging     TEXT    NOT NULL DEFAULT '',
+    carbon_factor TEXT    NOT NULL DEFAULT '',
+    seq           INTEGER NOT NULL
+);
+
+-- One row per refund (event sale.refunded); refund_lines say which units.
+CREATE TABLE IF NOT EXISTS refunds (
+    id           TEXT PRIMARY KEY,
+    sale_id      TEXT    NOT NULL REFERENCES sales (id),
+    seq          INTEGER NOT NULL UNIQUE,
+    client_ref   TEXT    NOT NULL UNIQUE,
+    created_at   TEXT    NOT NULL,
+    tablet       TEXT    NOT NULL DEFAULT '',
+    total_minor  INTEGER NOT NULL,
+    record       BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refunds_sale ON refunds (sale_id);
+
+CREATE TABLE IF NOT EXISTS refund_lines (
+    refund_id    TEXT    NOT NULL REFERENCES refunds (id),
+    sale_id      TEXT    NOT NULL,
+    line_index   INTEGER NOT NULL,
+    qty          INTEGER NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    PRIMARY KEY (refund_id, line_index)
+);
+CREATE INDEX IF NOT EXISTS refund_lines_sale ON refund_lines (sale_id, line_index);
+
+-- Closed shifts (event shift.closed); the Z report is the stored record.
+CREATE TABLE IF NOT EXISTS shifts (
+    seq          INTEGER PRIMARY KEY,
+    client_ref   TEXT    NOT NULL UNIQUE,
+    closed_at    TEXT    NOT NULL,
+    first_seq    INTEGER NOT NULL,
+    last_seq     INTEGER NOT NULL,
+    report       BLOB    NOT NULL
+);

@@ -13,7 +13,11 @@ from daemon.sales.receipt import render_text
 from daemon.sales.service import load_sale, receipt_from_record, sale_dict
 
 _PRODUCT_COLUMNS = ("sku", "name", "variant", "category", "price_minor", "tax_class",
-                    "weight_g", "gift_card")
+                    "weight_g", "gift_card", "packaging", "carbon_factor")
+_PRODUCT_SELECT = ("p.sku, p.name, p.variant, p.category, p.price_minor, p.tax_class,"
+                   " p.weight_g, p.gift_card, coalesce(b.packaging, ''),"
+                   " coalesce(b.carbon_factor, '') FROM products p"
+                   " LEFT JOIN product_billing b ON b.sku = p.sku")
 _SALE_COLUMNS = ("id, seq, client_ref, created_at, tablet, total_minor, currency,"
                  " status, receipt")
 
@@ -31,15 +35,15 @@ def _like_pattern(text: str) -> str:
 def search_products(conn: sqlite3.Connection, q: str, category: str,
                     limit: int) -> list[dict[str, Any]]:
     """Find active products whose text contains every word of q."""
-    sql = f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM products WHERE active = 1"
+    sql = f"SELECT {_PRODUCT_SELECT} WHERE p.active = 1"
     params: list[Any] = []
     for word in _fold(q).split()[:8]:
-        sql += " AND search LIKE ? ESCAPE '\\'"
+        sql += " AND p.search LIKE ? ESCAPE '\\'"
         params.append(_like_pattern(word))
     if category:
-        sql += " AND category = ?"
+        sql += " AND p.category = ?"
         params.append(category)
-    sql += " ORDER BY category, name, variant LIMIT ?"
+    sql += " ORDER BY p.category, p.name, p.variant LIMIT ?"
     params.append(limit)
     rows = conn.execute(sql, params).fetchall()
     return [_product_dict(row) for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ class ReceiptLine:
     unit_minor: int
     amount_minor: int
     tax_code: str
+    discount_minor: int = 0  # this line's own discount, shown under it
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,12 @@ class Receipt:
     footer: tuple[str, ...] = ()
     reprint: bool = False
     notes: tuple[str, ...] = field(default=())
+    sale_discount_minor: int = 0
+    sale_discount_label: str = ""
+    rounding_minor: int = 0  # cash rounding, booked as its own line
+    carbon: tuple[str, ...] = ()  # the carbon block's text (billing.carbon)
+    methodology_url: str = ""  # printed, and as a QR code when absolute
+    qr: str = ""  # signed excerpt (daemon.trust.excerpt), printed as a QR code
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class LayoutLine:
     double_height: bool = False
     centered: bool = False
     replaced: tuple[str, ...] = ()
+    qr: str = ""  # when set, the printer prints this as a QR code below the text
 
 
 MIN_COLUMNS = 20
@@ -79,6 +88,7 @@ REPRINT_BANNER = "*** REPRINT ***"
 # Narrower than this, a tax row puts its label above its numbers.
 MIN_TAX_LABEL = 6
 REPLACEMENT = "?"
+QR_LABEL = "Check this receipt (QR code):"
 
 # Stand-ins for characters a code page lacks, tried before accents are dropped.
 _TRANSLITERATIONS: dict[str, str] = {
@@ -198,6 +208,7 @@ def layout(
     _sold_lines(page, receipt, money)
     _totals(page, receipt, money)
     _tax_rows(page, receipt, money)
+    _carbon(page, receipt)
     _closing(page, receipt)
     return page.lines
 
@@ -221,17 +232,26 @@ def _header(page: _Page, receipt: Receipt) -> None:
 def _sold_lines(page: _Page, receipt: Receipt, money: Currency) -> None:
     for line in receipt.lines:
         amount = f"{money.format(line.amount_minor)} {line.tax_code}"
-        if line.qty == 1:
+        if line.qty == 1 and not line.discount_minor:
             page.pair(line.name, amount)
             continue
         page.wrapped(line.name)
         page.pair(f"  {line.qty} x {money.format(line.unit_minor)}", amount)
+        if line.discount_minor:
+            page.pair("  Discount", money.format(-line.discount_minor))
     page.rule()
+    if receipt.sale_discount_minor:
+        label = f"Discount {receipt.sale_discount_label}".strip()
+        page.pair(label, money.format(-receipt.sale_discount_minor))
+        page.rule()
 
 
 def _totals(page: _Page, receipt: Receipt, money: Currency) -> None:
     total = money.format(receipt.total_minor)
     page.pair(f"TOTAL {money.code}", total, bold=True, double_height=True)
+    if receipt.rounding_minor:
+        sign = "+" if receipt.rounding_minor > 0 else ""
+        page.pair("Cash rounding", sign + money.format(receipt.rounding_minor))
     for payment in receipt.payments:
         page.pair(payment.label, money.format(payment.amount_minor))
     page.pair("Change", money.format(receipt.change_minor))
@@ -263,6 +283,20 @@ def _tax_values(row: TaxRow) -> tuple[int, int, int]:
     return row.net_minor, row.tax_minor, row.gross_minor
 
 
+def _carbon(page: _Page, receipt: Receipt) -> None:
+    """Print the carbon block: estimate, range, method, data, methodology link."""
+    if not receipt.carbon:
+        return
+    for text in receipt.carbon:
+        page.wrapped(text)
+    url = receipt.methodology_url
+    if url:
+        page.wrapped(f"Methodology: {url}")
+        if url.startswith(("http://", "https://")):
+            page.lines[-1] = dataclasses.replace(page.lines[-1], qr=url)
+    page.rule()
+
+
 def _closing(page: _Page, receipt: Receipt) -> None:
     for note in receipt.notes:
         page.wrapped(note)
@@ -270,6 +304,12 @@ def _closing(page: _Page, receipt: Receipt) -> None:
         page.blank()
     for text in receipt.footer:
         page.centered(text)
+    if receipt.qr:
+        page.blank()
+        page.centered(QR_LABEL)
+        for start in range(0, len(receipt.qr), page.columns):
+            page.add(page.fit(receipt.qr[start:start + page.columns]))
+        page.lines[-1] = dataclasses.replace(page.lines[-1], qr=receipt.qr)
     if receipt.reprint:
         page.blank()
         page.centered(REPRINT_BANNER, bold=True, double_height=True)

@@ -1,4 +1,19 @@
-"""Ring up a cash sale inside one journal transaction, idempotent by client_ref."""
+"""Ring up a sale inside one journal transaction, idempotent by client_ref.
+
+The sale is priced, discounted, estimated and settled by ``checkout``; this
+module reads the products, journals one ``sale.completed`` event and updates
+the read models (sales, sale_lines, payments, print_jobs) in the same
+transaction, so a 2xx means all of it is on disk.
+
+Card hook (issue 3): cash, voucher and gift card settle on the spot, so a sale
+of those is ``completed`` at once. A card tender will not: the terminal
+integration journals a ``payment.intent`` (payment row ``pending``) with the
+sale as ``pending`` *before* asking the terminal, then a ``payment.approved``,
+``payment.declined`` or ``payment.unknown`` event moves the row, and the sale
+becomes ``completed`` (event ``sale.completed``) only when every tender is
+approved. ``SaleRequest.tenders`` already carries ``card`` tenders and
+``PAYMENT_STATES`` names the states; until then the API refuses card tenders.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +24,52 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.billing.pricing import LineInput, SaleTotals, price_sale
+from daemon.billing.carbon import (
+    GRAMS_PER_KG,
+    CarbonEstimate,
+    estimate_to_json,
+    receipt_lines,
+)
+from daemon.billing.discounts import Discount
+from daemon.billing.rounding import round_fraction
+from daemon.billing.tenders import Tender
 from daemon.config import StallConfig
-from daemon.errors import InputError, NotFoundError
+from daemon.errors import NotFoundError
 from daemon.journal.canonical import canonical_bytes
 from daemon.journal.store import Tx
+from daemon.sales.checkout import Order, PricedSale, Product, price_order
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
+from daemon.sales.settings import BillingSettings
+from daemon.trust.excerpt import sale_excerpt
 
 MAX_LINES = 200
 MAX_QTY = 9999
+PAYMENT_STATES = ("pending", "approved", "declined", "unknown")
+TENDER_LABELS = {"cash": "Cash", "card": "Card", "voucher": "Voucher",
+                 "gift_card": "Gift card"}
+_NO_BILLING = BillingSettings()
 
 
 @dataclass(frozen=True, slots=True)
 class SaleRequest:
-    """A checked request to sell lines for cash."""
+    """A checked request to sell lines; without tenders, cash of tendered_minor."""
 
     client_ref: str
     lines: tuple[tuple[str, int], ...]
-    tendered_minor: int
+    tendered_minor: int = 0
     tablet: str = ""
+    tenders: tuple[Tender, ...] = ()
+    line_discounts: tuple[tuple[int, Discount], ...] = ()
+    own_container: frozenset[int] = frozenset()
+    sale_discount: Discount | None = None
+    deposit_returns: tuple[tuple[str, int], ...] = ()
+    contribution: bool = False
+
+    def order(self) -> Order:
+        """Return the order the pricing flow takes."""
+        tenders = self.tenders or (Tender("cash", self.tendered_minor),)
+        return Order(self.lines, tenders, self.line_discounts, self.own_container,
+                     self.sale_discount, self.deposit_returns, self.contribution)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,116 +80,188 @@ class SaleOutcome:
     sale: dict[str, Any]
 
 
-def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig) -> SaleOutcome:
-    """Journal a cash sale and queue its receipt; return the first sale on retry."""
+def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
+                billing: BillingSettings = _NO_BILLING) -> SaleOutcome:
+    """Journal a sale and queue its receipt; return the first sale on retry."""
     existing = tx.execute("SELECT id FROM sales WHERE client_ref = ?",
                           (request.client_ref,)).fetchone()
     if existing:
         return SaleOutcome(False, load_sale(tx.conn, existing[0]))
-    totals = price_sale(_line_inputs(tx, request.lines), pricing=stall.pricing,
-                        rates=stall.tax_rates, currency=stall.currency)
-    if request.tendered_minor < totals.total_minor:
-        raise InputError(
-            f"tendered {stall.currency.format(request.tendered_minor)} is less than "
-            f"the total {stall.currency.format(totals.total_minor)}",
-            field="payment.tendered_minor")
+    skus = [sku for sku, _ in request.lines]
+    priced = price_order(request.order(), read_products(tx.conn, skus), stall,
+                         billing)
     sale_id = secrets.token_hex(8)
-    change = request.tendered_minor - totals.total_minor
-    data = _event_body(sale_id, request, totals, change, stall)
+    data = event_body(sale_id, request, priced, stall, billing)
     event = tx.append("sale.completed", data)
-    receipt = canonical_bytes(_receipt_record(data, event.seq))
+    record = receipt_record(data, event.seq, priced.carbon)
+    record["excerpt"] = sale_excerpt(tx, stall.stall_id, event)
+    _write_read_models(tx, data, event.seq, event.ts, record)
+    return SaleOutcome(True, _new_sale_dict(data, record, event.seq, event.ts))
+
+
+def _write_read_models(tx: Tx, data: dict[str, Any], seq: int, ts: str,
+                       record: dict[str, Any]) -> None:
+    """Insert the sale, its lines, payments and print job for one event."""
+    sale_id = data["id"]
     tx.execute(
         "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
         " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, 'completed', ?)",
-        (sale_id, event.seq, request.client_ref, event.ts, request.tablet,
-         totals.total_minor, stall.currency.code, receipt))
+        (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
+         data["currency"], canonical_bytes(record)))
     tx.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
         " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(sale_id, n, ln.sku, ln.name, ln.qty, ln.unit_minor, ln.amount_minor,
-          ln.tax_code) for n, ln in enumerate(totals.lines, 1)])
-    tx.execute(
+        [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
+          ln["amount_minor"], ln["tax_code"]) for n, ln in enumerate(data["lines"], 1)])
+    tx.executemany(
         "INSERT INTO payments (sale_id, method, amount_minor, tendered_minor,"
-        " change_minor, status, seq) VALUES (?, 'cash', ?, ?, ?, 'approved', ?)",
-        (sale_id, totals.total_minor, request.tendered_minor, change, event.seq))
+        " change_minor, status, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(sale_id, p["method"], p["amount_minor"], p["tendered_minor"],
+          data["change_minor"] if p["method"] == "cash" else 0, p["status"], seq)
+         for p in data["payments"]])
     tx.execute(
         "INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
-        " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
-    return SaleOutcome(True, _new_sale_dict(data, event.seq, event.ts, "completed"))
+        " VALUES (?, 0, 'queued', ?, ?)", (sale_id, seq, seq))
 
 
-def _new_sale_dict(data: dict[str, Any], seq: int, ts: str,
-                   status: str) -> dict[str, Any]:
-    """Shape a sale just journaled as the API returns it, without reading it back."""
-    payment = data["payments"][0]
-    return {
-        "id": data["id"], "seq": seq, "client_ref": data["client_ref"],
-        "created_at": ts, "tablet": data["tablet"], "total_minor": data["total_minor"],
-        "currency": data["currency"], "status": status, "lines": data["lines"],
-        "taxes": data["taxes"], "change_minor": data["change_minor"],
-        "payments": [{"method": payment["method"],
-                      "amount_minor": payment["amount_minor"],
-                      "tendered_minor": payment["tendered_minor"],
-                      "change_minor": data["change_minor"], "status": "approved"}],
-    }
+def read_products(conn: Any, skus: Sequence[str]) -> dict[str, Product]:
+    """Return the active products among skus, with their billing references."""
+    unique = sorted(set(skus))
+    marks = ",".join("?" * len(unique))
+    rows = conn.execute(
+        "SELECT p.sku, p.name, p.variant, p.price_minor, p.tax_class, p.category,"
+        " p.weight_g, p.gift_card, coalesce(b.packaging, ''),"
+        " coalesce(b.carbon_factor, '') FROM products p"
+        " LEFT JOIN product_billing b ON b.sku = p.sku"
+        f" WHERE p.active = 1 AND p.sku IN ({marks})", unique).fetchall()
+    return {row[0]: product_from_row(row) for row in rows}
 
 
-def _line_inputs(tx: Tx, lines: Sequence[tuple[str, int]]) -> list[LineInput]:
-    skus = sorted({sku for sku, _ in lines})
-    marks = ",".join("?" * len(skus))
-    rows = tx.execute(
-        f"SELECT sku, name, variant, price_minor, tax_class, active FROM products"
-        f" WHERE sku IN ({marks})", skus).fetchall()
-    products = {row[0]: row for row in rows}
-    inputs = []
-    for index, (sku, qty) in enumerate(lines):
-        product = products.get(sku)
-        if product is None or not product[5]:
-            raise InputError(f"unknown or inactive product: {sku!r}",
-                             field=f"lines[{index}].sku")
-        name = f"{product[1]} ({product[2]})" if product[2] else product[1]
-        inputs.append(LineInput(sku=sku, name=name, qty=qty, unit_minor=product[3],
-                                tax_class=product[4]))
-    return inputs
+def product_from_row(row: Sequence[Any]) -> Product:
+    """Build a Product from (sku, name, variant, price, tax, category, ...)."""
+    name = f"{row[1]} ({row[2]})" if row[2] else row[1]
+    return Product(row[0], name, row[3], row[4], row[5], row[6], bool(row[7]),
+                   row[8], row[9])
 
 
-def _event_body(sale_id: str, request: SaleRequest, totals: SaleTotals, change: int,
-                stall: StallConfig) -> dict[str, Any]:
-    return {
+def event_body(sale_id: str, request: SaleRequest, priced: PricedSale,
+               stall: StallConfig, billing: BillingSettings) -> dict[str, Any]:
+    """Return the sale.completed body: everything a receipt and a refund need."""
+    settlement = priced.settlement
+    data: dict[str, Any] = {
         "id": sale_id,
         "client_ref": request.client_ref,
         "tablet": request.tablet,
         "currency": stall.currency.code,
         "pricing": stall.pricing,
-        "lines": [{"sku": ln.sku, "name": ln.name, "qty": ln.qty,
-                   "unit_minor": ln.unit_minor, "amount_minor": ln.amount_minor,
-                   "tax_code": ln.tax_code} for ln in totals.lines],
+        "lines": _lines(priced),
         "taxes": [{"code": t.code, "label": t.label, "rate_bp": t.rate_bp,
                    "net_minor": t.net_minor, "tax_minor": t.tax_minor,
-                   "gross_minor": t.gross_minor} for t in totals.taxes],
-        "total_minor": totals.total_minor,
-        "payments": [{"method": "cash", "amount_minor": totals.total_minor,
-                      "tendered_minor": request.tendered_minor}],
-        "change_minor": change,
+                   "gross_minor": t.gross_minor} for t in priced.sale.taxes],
+        "total_minor": settlement.total_minor,
+        "rounding_minor": settlement.rounding_minor,
+        "cash_rounding": [billing.cash.step_minor, billing.cash.mode],
+        "payments": _payments(priced),
+        "change_minor": settlement.change_minor,
+        "fees": [{"kind": ln["kind"], "packaging": ln["packaging"], "qty": ln["qty"],
+                  "amount_minor": ln["amount_minor"]}
+                 for ln in _lines(priced) if ln["kind"] in FEE_KINDS],
         "header": [stall.name, stall.address, _vat_line(stall)],
         "footer": [stall.receipt_footer],
         "local_time": datetime.now().astimezone().strftime("%d.%m.%Y %H:%M"),
     }
+    data.update(_optional_parts(request, priced, billing))
+    return data
+
+
+FEE_KINDS = ("fee", "deposit", "credit", "deposit-return")
+
+
+def _lines(priced: PricedSale) -> list[dict[str, Any]]:
+    """Return the sale's lines as journaled, with kind and what was paid."""
+    return [{"sku": d.line.sku, "name": d.line.name, "qty": d.line.qty,
+             "unit_minor": d.line.unit_minor, "amount_minor": d.line.amount_minor,
+             "tax_code": d.line.tax_code, "kind": kind, "packaging": pack,
+             "line_discount_minor": d.line_discount_minor,
+             "sale_discount_minor": d.sale_discount_minor,
+             "paid_minor": d.paid_minor}
+            for d, kind, pack in zip(priced.sale.lines, priced.kinds,
+                                     priced.packaging, strict=True)]
+
+
+def _payments(priced: PricedSale) -> list[dict[str, Any]]:
+    """Return the applied tenders; cash with what was handed over."""
+    settlement = priced.settlement
+    return [{"method": p.method, "amount_minor": p.amount_minor,
+             "tendered_minor": settlement.cash_tendered_minor
+             if p.method == "cash" else p.amount_minor,
+             "ref": p.ref, "status": "approved"} for p in settlement.payments]
+
+
+def _optional_parts(request: SaleRequest, priced: PricedSale,
+                    billing: BillingSettings) -> dict[str, Any]:
+    """Return the discount, carbon and contribution parts the sale has."""
+    out: dict[str, Any] = {}
+    sale = priced.sale
+    if request.sale_discount is not None:
+        out["sale_discount"] = {"label": request.sale_discount.label,
+                                "amount_minor": sale.sale_discount_minor,
+                                "by_code": [list(x) for x in
+                                            sale.sale_discount_by_code]}
+    if priced.carbon is not None and billing.carbon is not None:
+        out["carbon"] = {"record": priced.carbon_record,
+                         "estimate": json.loads(estimate_to_json(priced.carbon)),
+                         "flags": [list(x) for x in priced.flags],
+                         "methodology_url": billing.carbon.methodology_url}
+    if priced.contribution_minor and billing.contribution is not None:
+        out["contribution"] = {
+            "project": billing.contribution.project,
+            "price_per_kg_minor": billing.contribution.price_per_kg_minor,
+            "amount_minor": priced.contribution_minor}
+    return out
 
 
 def _vat_line(stall: StallConfig) -> str:
     return f"USt-IdNr. {stall.vat_id}" if stall.vat_id else ""
 
 
-def _receipt_record(data: dict[str, Any], seq: int) -> dict[str, Any]:
+def carbon_summary(estimate: CarbonEstimate, flags: Sequence[Sequence[str]]
+                   ) -> dict[str, Any]:
+    """Return the estimate as the API and pages show it: whole grams and range."""
+    grams = [round_fraction(kg * GRAMS_PER_KG, "half_up")
+             for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg)]
+    return {"co2e_g": grams[0], "low_g": grams[1], "high_g": grams[2],
+            "method": [estimate.method_id, estimate.method_version],
+            "datasets": [list(d) for d in estimate.datasets],
+            "defaulted": [list(f) for f in flags]}
+
+
+def receipt_record(data: dict[str, Any], seq: int,
+                   estimate: CarbonEstimate | None) -> dict[str, Any]:
+    """Return what the receipt of a sale shows, stored with its read model."""
     keep = ("id", "currency", "lines", "taxes", "total_minor", "payments",
-            "change_minor", "header", "footer", "local_time")
-    return {"seq": seq, **{key: data[key] for key in keep}}
+            "change_minor", "header", "footer", "local_time", "rounding_minor")
+    record = {"seq": seq, **{key: data[key] for key in keep}}
+    record["sale_discount"] = data.get("sale_discount")
+    carbon = data.get("carbon")
+    if carbon is not None and estimate is not None:
+        flags = carbon["flags"]
+        record["carbon_lines"] = list(receipt_lines(estimate)) + _flag_note(flags)
+        record["carbon"] = carbon_summary(estimate, flags)
+        record["methodology_url"] = carbon["methodology_url"]
+    return record
+
+
+def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
+    """Say on the receipt when the stall default stood in for a product."""
+    if not flags:
+        return []
+    return [f"{len(flags)} item(s) by the stall's default factor."]
 
 
 def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Receipt:
     """Rebuild the receipt document exactly as it was when the sale was made."""
-    labels = {"cash": "Cash", "card": "Card"}
+    discount = record.get("sale_discount") or {}
     return Receipt(
         header=tuple(line for line in record["header"] if line),
         sale_id=record["id"],
@@ -155,18 +269,32 @@ def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Rec
         time_local=record["local_time"],
         currency=record["currency"],
         lines=tuple(ReceiptLine(ln["qty"], ln["name"], ln["unit_minor"],
-                                ln["amount_minor"], ln["tax_code"])
+                                ln["amount_minor"], ln["tax_code"],
+                                ln.get("line_discount_minor", 0))
                     for ln in record["lines"]),
         taxes=tuple(TaxRow(t["code"], t["label"], t["net_minor"], t["tax_minor"],
                            t["gross_minor"]) for t in record["taxes"]),
         total_minor=record["total_minor"],
-        payments=tuple(PaymentRow(labels.get(p["method"], p["method"]),
-                                  p.get("tendered_minor", p["amount_minor"]))
-                       for p in record["payments"]),
+        payments=tuple(_payment_row(p) for p in record["payments"]),
         change_minor=record["change_minor"],
         footer=tuple(record["footer"]),
         reprint=reprint,
+        sale_discount_minor=discount.get("amount_minor", 0),
+        sale_discount_label=discount.get("label", ""),
+        rounding_minor=record.get("rounding_minor", 0),
+        carbon=tuple(record.get("carbon_lines", ())),
+        methodology_url=record.get("methodology_url", ""),
+        qr=record.get("excerpt", ""),
     )
+
+
+def _payment_row(payment: dict[str, Any]) -> PaymentRow:
+    """Label a tender for the receipt; a voucher shows its last four characters."""
+    label = TENDER_LABELS.get(payment["method"], payment["method"])
+    ref = payment.get("ref", "")
+    if ref and payment["method"] != "cash":
+        label = f"{label} ...{ref[-4:]}"
+    return PaymentRow(label, payment.get("tendered_minor", payment["amount_minor"]))
 
 
 def load_sale(conn: Any, sale_id: str) -> dict[str, Any]:
@@ -179,8 +307,31 @@ def load_sale(conn: Any, sale_id: str) -> dict[str, Any]:
     return sale_dict(row, conn)
 
 
+def _new_sale_dict(data: dict[str, Any], record: dict[str, Any], seq: int,
+                   ts: str) -> dict[str, Any]:
+    """Shape a sale just journaled as the API returns it, without reading it back."""
+    payments = [{"method": p["method"], "amount_minor": p["amount_minor"],
+                 "tendered_minor": p["tendered_minor"],
+                 "change_minor": data["change_minor"] if p["method"] == "cash"
+                 else 0, "status": p["status"]} for p in data["payments"]]
+    head = {"id": data["id"], "seq": seq, "client_ref": data["client_ref"],
+            "created_at": ts, "tablet": data["tablet"],
+            "total_minor": data["total_minor"], "currency": data["currency"],
+            "status": "completed"}
+    return {**head, **_record_part(record), "payments": payments}
+
+
+def _record_part(record: dict[str, Any]) -> dict[str, Any]:
+    """Return the sale fields that come from its receipt record."""
+    return {"lines": record["lines"], "taxes": record["taxes"],
+            "change_minor": record["change_minor"],
+            "rounding_minor": record.get("rounding_minor", 0),
+            "sale_discount": record.get("sale_discount"),
+            "carbon": record.get("carbon")}
+
+
 def sale_dict(row: Sequence[Any], conn: Any) -> dict[str, Any]:
-    """Shape a sales row (plus its payment) as the API returns it."""
+    """Shape a sales row (plus its payments) as the API returns it."""
     payment = conn.execute(
         "SELECT method, amount_minor, tendered_minor, change_minor, status"
         " FROM payments WHERE sale_id = ? ORDER BY id", (row[0],)).fetchall()
@@ -188,8 +339,8 @@ def sale_dict(row: Sequence[Any], conn: Any) -> dict[str, Any]:
     return {
         "id": row[0], "seq": row[1], "client_ref": row[2], "created_at": row[3],
         "tablet": row[4], "total_minor": row[5], "currency": row[6],
-        "status": row[7], "lines": receipt["lines"], "taxes": receipt["taxes"],
-        "change_minor": receipt["change_minor"],
+        "status": row[7], **_record_part(receipt),
         "payments": [{"method": p[0], "amount_minor": p[1], "tendered_minor": p[2],
                       "change_minor": p[3], "status": p[4]} for p in payment],
     }
+

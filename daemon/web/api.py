@@ -10,19 +10,14 @@ from aiohttp import web
 from daemon.catalog.apply import ImportRejected
 from daemon.catalog.importer import MAX_CATALOG_BYTES
 from daemon.errors import InputError
-from daemon.sales.service import MAX_LINES, MAX_QTY, SaleRequest
+from daemon.sales.checkout import annotate_carbon
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.openapi import build_openapi
 from daemon.web.problems import problem
-from daemon.web.schema import Arr, Int, Obj, Str
+from daemon.web.sale_body import SALE_BODY, payment_field, sale_request
+from daemon.web.schema import Obj, Str
 
 PAIR_BODY = Obj({"code": Str(1, 12), "name": Str(1, 40)})
-SALE_BODY = Obj({
-    "client_ref": Str(8, 64),
-    "lines": Arr(Obj({"sku": Str(1, 64), "qty": Int(1, MAX_QTY)}), 1, MAX_LINES),
-    "payment": Obj({"method": Str(choices=("cash",)),
-                    "tendered_minor": Int(0, 10**12)}),
-})
 routes = web.RouteTableDef()
 
 
@@ -68,12 +63,11 @@ async def pair(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sales")
 async def create_sale(request: web.Request) -> web.Response:
     body = await read_json(request, SALE_BODY)
-    sale_request = SaleRequest(
-        client_ref=body["client_ref"],
-        lines=tuple((ln["sku"], ln["qty"]) for ln in body["lines"]),
-        tendered_minor=body["payment"]["tendered_minor"],
-        tablet=request[TABLET_KEY])
-    outcome = await request.app[STALLBOX].sell(sale_request)
+    try:
+        outcome = await request.app[STALLBOX].sell(
+            sale_request(body, request[TABLET_KEY]))
+    except InputError as err:
+        raise payment_field(err, body["payment"]) from err
     status = 201 if outcome.created else 200
     return web.json_response(outcome.sale, status=status)
 
@@ -110,8 +104,10 @@ async def products(request: web.Request) -> web.Response:
     q = request.query.get("q", "")[:100]
     category = request.query.get("category", "")[:100]
     limit = _int_param(request, "limit", 100, 1, 500)
-    items = await request.app[STALLBOX].products(q, category, limit or 100)
-    return web.json_response({"items": items})
+    box = request.app[STALLBOX]
+    items = await box.products(q, category, limit or 100)
+    return web.json_response(
+        {"items": annotate_carbon(items, box.config.billing.carbon)})
 
 
 @routes.post("/api/v1/catalog/import")

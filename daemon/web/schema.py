@@ -113,3 +113,16 @@ class Obj(Spec):
         return {"type": "object", "additionalProperties": False,
                 "properties": {k: s.openapi() for k, s in self.fields.items()},
                 "required": [k for k in self.fields if k not in self.optional]}
+
+
+@dataclass(frozen=True)
+class Bool(Spec):
+    """A JSON true or false (never 0, 1 or a string)."""
+
+    def check(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{path} must be true or false", field=path)
+        return value
+
+    def openapi(self) -> dict[str, Any]:
+        return {"type": "boolean"}

@@ -63,6 +63,8 @@ LF = b"\n"
 FEED_BEFORE_CUT_LINES = 4
 # Lines fed when there is no cutter, so the receipt can be torn off.
 FEED_TEAR_OFF_LINES = 6
+# QR module size in dots (GS ( k fn 167): 4 keeps a 60-character URL near 2 cm.
+QR_MODULE_DOTS = 4
 
 
 class EncodeError(ValueError):
@@ -125,6 +127,10 @@ def _line(printer: Dummy, line: LayoutLine, codec: str) -> None:
     printer._raw(line.text.encode(codec) + LF)
     if styled:
         printer.set(bold=False, normal_textsize=True)
+    if line.qr:
+        # Epson APG, "GS ( k" QR Code functions 165/167/169/180/181: the printer
+        # draws the code itself, a few dozen bytes instead of a raster image.
+        printer.qr(line.qr, native=True, size=QR_MODULE_DOTS)
 
 
 def _cut(printer: Dummy, cut: str) -> None:
