@@ -63,6 +63,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
+    discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
 
 
 class _Section:
@@ -140,7 +141,8 @@ def load_config(path: Path) -> Config:
 def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                  source: str = "<dict>") -> Config:
     """Check a config already parsed from TOML."""
-    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing"}
+    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing",
+             "discovery"}
     for key in data:
         if key not in known:
             raise ConfigError(key, "is not a known section")
@@ -163,10 +165,11 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     pairing = _Section("pairing", data.get("pairing", {}))
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
     pairing.check_unknown()
+    discovery = _parse_discovery(_Section("discovery", data.get("discovery", {})))
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
-                  pairing_code_ttl_s=code_ttl, source=source)
+                  pairing_code_ttl_s=code_ttl, source=source, discovery=discovery)
 
 
 def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:
@@ -226,6 +229,26 @@ def _bp_label(bp: int, tax_class: str) -> str:
         return "exempt"
     whole, frac = divmod(bp, 100)
     return f"{whole} %" if not frac else f"{whole},{frac:02d}".rstrip("0") + " %"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryConfig:
+    """Whether and where to announce the till pages by mDNS."""
+
+    enabled: bool = False
+    interfaces: tuple[str, ...] = ()  # empty: all but loopback and bridges
+    name: str = ""  # instance name; empty: the stall's name
+
+
+def _parse_discovery(sec: _Section) -> DiscoveryConfig:
+    enabled = sec.get("enabled", bool, False)
+    interfaces = sec.get("interfaces", list, [])
+    if not all(isinstance(i, str) and 0 < len(i) <= 15 for i in interfaces):
+        raise ConfigError("discovery.interfaces",
+                          "must be a list of interface names, e.g. [\"wlan0\"]")
+    name = _short(sec, "name", 50)
+    sec.check_unknown()
+    return DiscoveryConfig(enabled=enabled, interfaces=tuple(interfaces), name=name)
 
 
 def _parse_host(host: str) -> str:
