@@ -268,9 +268,17 @@ def _python_start_s() -> float:
     return time.perf_counter() - start
 
 
+def bench_sync(quick: bool, root: Path) -> list[Figure]:
+    """Sync drain rate next to raw receiver ingest; client memory by backlog size."""
+    from scripts.bench_sync import run
+
+    return run(quick, root, Figure)
+
+
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
     "start": bench_start,
+    "sync": bench_sync,
 }
 
 
