@@ -14,7 +14,7 @@ from daemon.config import Config
 from daemon.errors import StallboxError
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
-from daemon.web import api, api_sync, pages
+from daemon.web import api, api_billing, api_sync, pages
 from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
 from daemon.web.problems import from_exception, http_error, problem
 from sync.service import start_sync
@@ -86,6 +86,7 @@ def create_app(config: Config) -> web.Application:
                          autoescape=jinja2.select_autoescape(default=True))
     app.add_routes(api.routes)
     app.add_routes(api_sync.routes)
+    app.add_routes(api_billing.routes)
     app.add_routes(pages.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)

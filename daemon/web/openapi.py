@@ -17,10 +17,13 @@ PROBLEM = {"application/problem+json": {"schema": {"type": "object", "properties
 
 def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
     from daemon.web.api import PAIR_BODY, SALE_BODY
+    from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
 
     return {
         ("POST", "/api/v1/pair"): _json(PAIR_BODY.openapi()),
         ("POST", "/api/v1/sales"): _json(SALE_BODY.openapi()),
+        ("POST", "/api/v1/sales/{id}/refunds"): _json(REFUND_BODY.openapi()),
+        ("POST", "/api/v1/shifts/close"): _json(SHIFT_CLOSE_BODY.openapi()),
         ("POST", "/api/v1/catalog/import"): {
             "text/csv": {"schema": {"type": "string"}}},
     }

@@ -48,12 +48,6 @@ SALE_BODY = Obj({
     "deposit_returns": Arr(DEPOSIT_RETURN, 0, MAX_DEPOSIT_RETURNS),
     "contribution": Bool(),
 }, optional=frozenset({"discount", "deposit_returns", "contribution"}))
-REFUND_BODY = Obj({
-    "client_ref": Str(8, 64),
-    "lines": Arr(Obj({"line": Int(0, 10_000), "qty": Int(1, MAX_QTY)}), 1,
-                 MAX_LINES),
-    "reason": Str(0, 200),
-}, optional=frozenset({"lines", "reason"}))
 
 
 def sale_request(body: dict[str, Any], tablet: str) -> SaleRequest:
