@@ -234,3 +234,19 @@ async def test_bad_billing_fields_get_422_naming_the_field(
     client, token = chf
     listing = await (await client.get("/api/v1/sales", headers=auth(token))).json()
     assert listing["items"] == []
+
+
+async def test_till_shows_fees_and_takes_the_rounded_cash(
+        chf: tuple[TestClient, str]) -> None:
+    client, token = chf
+    cookie = {"Cookie": f"stallbox_token={token}"}
+    await client.post("/till/cart", data={"action": "add", "sku": "KAFFEE"},
+                      headers=cookie, allow_redirects=False)
+    page = await (await client.get("/till", headers=cookie)).text()
+    assert "Becher fee" in page and "Becher deposit" in page
+    assert "4,40" in page  # 3,20 + 0,20 fee + 1,00 deposit
+    ref = page.split('name="client_ref" value="')[1].split('"')[0]
+    resp = await client.post("/till/checkout", headers=cookie,
+                             data={"client_ref": ref, "quick": "exact",
+                                   "tendered": ""}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()

@@ -50,6 +50,7 @@ from daemon.billing.pricing import (
 from daemon.billing.tenders import Settlement, Tender, settle
 from daemon.config import StallConfig
 from daemon.errors import InputError
+from daemon.money import MAX_AMOUNT_MINOR
 from daemon.sales.settings import BillingSettings, CarbonSettings
 
 _LOG = logging.getLogger(__name__)
@@ -311,3 +312,25 @@ def annotate_carbon(items: list[dict[str, Any]],
         item.update(carbon_factor_id=choice.factor_id, carbon_factor_how=choice.how,
                     carbon_flag=choice.flag)
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class CartQuote:
+    """What a till shows before checkout: goods lines, extra lines and what is due."""
+
+    lines: tuple[PricedLine, ...]  # the goods, one per cart line
+    extra: tuple[tuple[str, int], ...]  # (name, amount) of fees, deposits, credits
+    total_minor: int
+    cash_due_minor: int  # the total in cash, rounded by the stall's rule
+
+
+def quote_cart(lines: Sequence[tuple[str, int]], products: Mapping[str, Product],
+               stall: StallConfig, billing: BillingSettings) -> CartQuote:
+    """Price a till cart exactly as its cash sale will be priced."""
+    order = Order(tuple(lines), (Tender("cash", MAX_AMOUNT_MINOR),))
+    priced = price_order(order, products, stall, billing)
+    goods = tuple(d.line for d in priced.sale.lines[:len(lines)])
+    extra = tuple((d.line.name, d.paid_minor)
+                  for d in priced.sale.lines[len(lines):])
+    cash_due = priced.settlement.payments[-1].amount_minor
+    return CartQuote(goods, extra, priced.sale.total_minor, cash_due)

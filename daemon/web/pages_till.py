@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from daemon.billing.pricing import LineInput, SaleTotals, price_sale
 from daemon.errors import InputError
 from daemon.money import Currency
-from daemon.sales.service import MAX_QTY, SaleRequest
+from daemon.sales.checkout import CartQuote, quote_cart
+from daemon.sales.service import MAX_QTY, SaleRequest, read_products
 from daemon.web.cart import Cart, store_for
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.pages_common import check_same_origin, form_fields, render, tablet_key
@@ -30,16 +30,15 @@ def _query(request: web.Request) -> tuple[str, str]:
     return q.strip(), request.query.get("category", "")[:MAX_QUERY]
 
 
-def price_cart(request: web.Request, cart: Cart) -> SaleTotals | None:
-    """Price the cart as the sale would be priced, or None when it is empty."""
+async def price_cart(request: web.Request, cart: Cart) -> CartQuote | None:
+    """Price the cart as the sale will be priced (fees, rounding), or None if empty."""
     if not cart.lines:
         return None
-    stall = request.app[STALLBOX].config.stall
-    inputs = [LineInput(sku=ln.sku, name=ln.name, qty=ln.qty,
-                        unit_minor=ln.unit_minor, tax_class=ln.tax_class)
-              for ln in cart.lines.values()]
-    return price_sale(inputs, pricing=stall.pricing, rates=stall.tax_rates,
-                      currency=stall.currency)
+    box = request.app[STALLBOX]
+    skus = list(cart.lines)
+    products = await box.reader.run(lambda c: read_products(c, skus))
+    lines = [(ln.sku, ln.qty) for ln in cart.lines.values()]
+    return quote_cart(lines, products, box.config.stall, box.config.billing)
 
 
 def quick_tenders(total_minor: int, currency: Currency) -> list[int]:
@@ -58,10 +57,10 @@ async def render_till(request: web.Request, q: str, category: str, *,
     cart = store_for(box).cart(tablet_key(request))
     products = await box.products(q, category, PRODUCTS_SHOWN + 1)
     try:
-        totals = price_cart(request, cart)
+        totals = await price_cart(request, cart)
     except InputError as err:
         totals, error = None, error or err.detail
-    total = totals.total_minor if totals else 0
+    total = totals.cash_due_minor if totals else 0
     return render(
         request, "till.html", status=status, q=q, category=category,
         categories=await box.categories(), products=products[:PRODUCTS_SHOWN],
@@ -183,10 +182,11 @@ async def sell_cart(request: web.Request, cart: Cart,
                     fields: dict[str, str]) -> str:
     """Sell the cart for cash and return the sale id."""
     box = request.app[STALLBOX]
-    totals = price_cart(request, cart)
+    totals = await price_cart(request, cart)
     if totals is None:
         raise InputError("the cart is empty: tap a product first", field="sku")
-    tendered = parse_tendered(fields, totals.total_minor, box.config.stall.currency)
+    tendered = parse_tendered(fields, totals.cash_due_minor,
+                              box.config.stall.currency)
     outcome = await box.sell(SaleRequest(
         client_ref=cart.client_ref,
         lines=tuple((ln.sku, ln.qty) for ln in cart.lines.values()),
