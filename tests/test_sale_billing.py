@@ -112,11 +112,13 @@ async def test_split_voucher_and_cash_rounds_only_the_cash(
     assert "Voucher ...0042" in text
 
 
-async def test_card_tenders_wait_for_the_terminal(chf: tuple[TestClient, str]) -> None:
-    problem = await sell(chf, body([("SEIFE", 1)], {"method": "card",
-                                                     "amount_minor": 550,
-                                                     "ref": "x"}), 422)
-    assert problem["field"] == "payment.method"
+async def test_card_in_a_split_waits_for_the_terminal(
+        chf: tuple[TestClient, str]) -> None:
+    split = {"method": "split", "tenders": [
+        {"method": "card", "amount_minor": 500, "ref": "x"},
+        {"method": "cash", "tendered_minor": 100}]}
+    problem = await sell(chf, body([("SEIFE", 1)], split), 422)
+    assert problem["field"] == "payment.tenders[0].method"
     assert "#3" in problem["detail"]
 
 
