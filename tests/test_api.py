@@ -40,7 +40,8 @@ def _concrete(path: str) -> str:
 
 
 async def test_every_route_refuses_an_unpaired_client(client: TestClient) -> None:
-    public = {"/healthz", "/pair", "/api/v1/pair", "/static/{path}"}
+    public = {"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
+              "/methodology"}
     checked = 0
     for route in client.app.router.routes():
         path = route.resource.canonical if route.resource else ""

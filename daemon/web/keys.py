@@ -11,5 +11,7 @@ if TYPE_CHECKING:
 
 STALLBOX: web.AppKey[Stallbox] = web.AppKey("stallbox")
 # Routes a client may reach without a token, by their resource's canonical path.
-PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}"})
+PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
+                          "/methodology",  # the receipt's carbon method, for anyone
+                          })
 TABLET_KEY: web.RequestKey[str] = web.RequestKey("tablet")

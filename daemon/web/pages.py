@@ -11,7 +11,7 @@ import logging
 from aiohttp import web
 
 from daemon.errors import InputError, RetryLaterError
-from daemon.web import pages_printer, pages_sales, pages_till
+from daemon.web import pages_billing, pages_printer, pages_sales, pages_till
 from daemon.web.keys import STALLBOX
 from daemon.web.pages_common import (
     TOKEN_COOKIE,
@@ -67,4 +67,5 @@ async def pair_submit(request: web.Request) -> web.Response:
 
 routes: list[web.AbstractRouteDef] = [
     *_pairing, *pages_till.routes, *pages_sales.routes, *pages_printer.routes,
+    *pages_billing.routes,
 ]
