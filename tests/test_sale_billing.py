@@ -193,7 +193,7 @@ async def test_receipt_shows_the_carbon_block(chf: tuple[TestClient, str]) -> No
     assert "Method stallbox-co2e 1.0" in text
     assert "ADEME Agribalyse 3.1" in text
     assert "No offsets netted." in text
-    assert "Methodology: /methodology" in text
+    assert "Methodology:\n/methodology" in text
 
 
 async def test_products_carry_their_carbon_flag(chf: tuple[TestClient, str]) -> None:
