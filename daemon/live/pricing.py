@@ -1,0 +1,124 @@
+"""The sale flow's live-price step, run inside the sale's own transaction.
+
+``service.create_sale`` calls ``LivePricing.apply`` after it read the products
+and before it prices them. Live prices are read from ``live_offers`` in the
+writer's transaction, not from the loop's board, so the decision and the cap
+decrement are serialised by the single journal writer: twenty tablets selling
+against a cap of five get exactly five live prices, whatever the interleaving.
+
+Policy for a line whose quantity does not fit under what is left of a cap:
+the whole line sells at the normal price (a sale never splits a line, and
+never fails because a flash drop ran out). Quantities of the same sku on
+several lines count together.
+
+The sale's event gets a ``live`` part (the active stream, and per live line
+its pin or flash event, live and normal unit price), and ``live_sales`` keeps
+the stream per client_ref for revenue per stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from daemon.journal.canonical import canonical_bytes
+from daemon.journal.store import Tx
+from daemon.live.board import OFFER_COLUMNS, LiveBoard, Offer, offer_from_row
+
+_LOG = logging.getLogger(__name__)
+LIVE_LABEL = "Live price"
+SaleListener = Callable[[str, tuple[str, ...]], None]
+
+
+class LivePricing:
+    """Apply live prices and caps to a sale's products, and attribute the sale."""
+
+    def __init__(self, board: LiveBoard, clock: Callable[[], float] = time.time
+                 ) -> None:
+        self._board = board
+        self._clock = clock
+        self.sale_listeners: list[SaleListener] = []
+
+    def apply(self, tx: Tx, request: Any, products: Mapping[str, Any]
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return (products with live prices, the event's live part or {})."""
+        qty = Counter[str]()
+        for sku, n in request.lines:
+            qty[sku] += n
+        offers = _valid_offers(tx, sorted(qty), self._clock())
+        out, lines = dict(products), []
+        for offer in offers:
+            product = out.get(offer.sku)
+            price = offer.price_for(qty[offer.sku], 0)  # SQL checked the time
+            if product is None or price is None:
+                continue
+            out[offer.sku] = live_product(product, price)
+            lines.append(_line_part(offer, product.price_minor))
+            _count_sold(tx, offer, qty[offer.sku])
+        part = self._attribute(tx, request, lines, products)
+        self._after_commit(tx, request, lines, qty)
+        return out, part
+
+    def _attribute(self, tx: Tx, request: Any, lines: list[dict[str, Any]],
+                   products: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the live part and keep the stream per client_ref."""
+        stream = _active_stream(tx)
+        if stream is None and not lines:
+            return {}
+        stream_id = stream or next((ln["stream_id"] for ln in lines), "")
+        part = {"stream_id": stream_id, "lines": lines}
+        tx.execute("INSERT OR REPLACE INTO live_sales (client_ref, stream_id, body)"
+                   " VALUES (?, ?, ?)",
+                   (request.client_ref, stream_id, canonical_bytes(part)))
+        return {"live": part}
+
+    def _after_commit(self, tx: Tx, request: Any, lines: Sequence[dict[str, Any]],
+                      qty: Counter[str]) -> None:
+        board, listeners = self._board, self.sale_listeners
+        skus = tuple(qty)
+        tablet = str(getattr(request, "tablet", ""))
+
+        def committed() -> None:
+            for line in lines:
+                board.sold(line["sku"], qty[line["sku"]])
+            for listener in listeners:
+                listener(tablet, skus)
+
+        tx.after_commit(committed)
+
+
+def _valid_offers(tx: Tx, skus: Sequence[str], now_s: float) -> list[Offer]:
+    marks = ",".join("?" * len(skus))
+    rows = tx.execute(
+        f"SELECT {OFFER_COLUMNS} FROM live_offers WHERE until_s > ?"
+        f" AND price_minor IS NOT NULL AND sku IN ({marks}) ORDER BY sku",
+        (now_s, *skus)).fetchall()
+    return [offer_from_row(row) for row in rows]
+
+
+def live_product(product: Any, price_minor: int) -> Any:
+    """Return the product at its live price, its name marked for the receipt."""
+    return replace(product, price_minor=price_minor,
+                   name=f"{product.name} · {LIVE_LABEL}")
+
+
+def _line_part(offer: Offer, normal_minor: int) -> dict[str, Any]:
+    return {"sku": offer.sku, "kind": offer.kind, "event_id": offer.event_id,
+            "stream_id": offer.stream_id, "unit_minor": offer.price_minor,
+            "normal_minor": normal_minor}
+
+
+def _count_sold(tx: Tx, offer: Offer, qty: int) -> None:
+    if offer.cap is not None:
+        tx.execute("UPDATE live_offers SET sold = sold + ? WHERE sku = ?",
+                   (qty, offer.sku))
+
+
+def _active_stream(tx: Tx) -> str | None:
+    row = tx.execute("SELECT id FROM live_streams WHERE active = 1"
+                     " ORDER BY started_t DESC, id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row else None

@@ -1,0 +1,136 @@
+"""Live selling on one running daemon: secrets, board, webhook intake, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from daemon.journal.store import Tx
+from daemon.live import events, keyring, signature
+from daemon.live.board import LiveBoard, load_rows
+from daemon.live.pricing import LivePricing, live_product
+
+if TYPE_CHECKING:
+    from daemon.runtime import Stallbox
+
+_LOG = logging.getLogger(__name__)
+_LIVE: weakref.WeakKeyDictionary[object, LiveSelling] = weakref.WeakKeyDictionary()
+
+
+class LiveSelling:
+    """What live selling keeps while the daemon runs."""
+
+    def __init__(self, box: Stallbox, clock: Callable[[], float] = time.time
+                 ) -> None:
+        self.box = box
+        self.clock = clock
+        self.board = LiveBoard(clock)
+        self.pricing = LivePricing(self.board, clock)
+        self.secrets: dict[str, str] = {}
+
+    async def open(self) -> None:
+        """Load the secrets and the board from the state dir and read models."""
+        self.secrets = await asyncio.to_thread(keyring.load, self.box.config.state_dir)
+        offers, streams = await self.box.reader.run(load_rows)
+        self.board.load(offers, streams)
+        _LOG.info("live selling: %d integration(s), %d offer(s)",
+                  len(self.secrets), len(offers))
+
+    async def receive(self, header: str, raw: bytes) -> bool:
+        """Check, journal and apply one webhook event; False if seen before."""
+        name, t = signature.verify(header, raw, self.secrets.items(), self.clock())
+        body = events.parse_body(raw)
+        received = events.Received(name, t, body)
+        now = self.clock()
+        changes = await self.box.journal.transact(
+            lambda tx: _record_and_publish(tx, received, now, self.board))
+        if changes is None:
+            _LOG.debug("live event %s repeated; nothing journaled", body["id"][:40])
+            return False
+        _LOG.debug("live event %s (%s) journaled", body["id"][:40], body["type"])
+        return True
+
+    async def add_integration(self, name: str) -> str:
+        """Create an integration: secret to the state dir, its name to the journal."""
+        return await add_integration(self.box, name, self.secrets)
+
+    async def streams(self) -> list[dict[str, Any]]:
+        """Return every stream with the sales and revenue attributed to it."""
+        return await self.box.reader.run(stream_report)
+
+
+def _record_and_publish(tx: Tx, received: events.Received, now_s: float,
+                        board: LiveBoard) -> list[Any] | None:
+    changes = events.record(tx, received, now_s)
+    for change in changes or ():
+        tx.after_commit(functools.partial(change, board))
+    return changes
+
+
+async def add_integration(box: Stallbox, name: str,
+                          known: dict[str, str] | None = None) -> str:
+    """Make an integration's secret and journal that it exists; return the secret."""
+    name = keyring.check_name(name)
+    state = box.config.state_dir
+    secret = await asyncio.to_thread(keyring.add, state, name)
+    try:
+        await box.journal.transact(lambda tx: _journal_integration(tx, name))
+    except BaseException:
+        await asyncio.to_thread(keyring.remove, state, name)
+        raise
+    if known is not None:
+        known[name] = secret
+    return secret
+
+
+def _journal_integration(tx: Tx, name: str) -> None:
+    seq = tx.append("live.integration_added", {"name": name}).seq
+    tx.execute("INSERT INTO live_integrations (name, seq) VALUES (?, ?)", (name, seq))
+
+
+def stream_report(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Return streams with their attributed sale count and revenue."""
+    rows = conn.execute(
+        "SELECT s.id, s.platform, s.title, s.active, count(l.client_ref),"
+        " coalesce(sum(x.total_minor), 0) FROM live_streams s"
+        " LEFT JOIN live_sales l ON l.stream_id = s.id"
+        " LEFT JOIN sales x ON x.client_ref = l.client_ref"
+        " GROUP BY s.id ORDER BY s.started_t DESC, s.id").fetchall()
+    return [{"stream_id": r[0], "platform": r[1], "title": r[2],
+             "active": bool(r[3]), "sales": r[4], "revenue_minor": r[5]}
+            for r in rows]
+
+
+def live_for(box: object) -> LiveSelling:
+    """Return the live selling state of one running daemon."""
+    live = _LIVE.get(box)
+    if live is None:
+        live = _LIVE[box] = LiveSelling(box)  # type: ignore[arg-type]
+    return live
+
+
+def with_live_prices(box: Any, products: dict[str, Any],
+                     lines: list[tuple[str, int]]) -> dict[str, Any]:
+    """Return products at the live prices the board shows now (till quotes).
+
+    The sale itself re-decides in its transaction (``pricing.py``); this only
+    makes the till and the display show what the sale will most likely charge.
+    """
+    live = getattr(box, "live", None)
+    if live is None or not live.board.offers:
+        return products
+    qty: dict[str, int] = {}
+    for sku, n in lines:
+        qty[sku] = qty.get(sku, 0) + n
+    out = dict(products)
+    for sku, product in products.items():
+        price = live.board.live_price(sku, qty.get(sku, 1))
+        if price is not None:
+            out[sku] = live_product(product, price)
+    return out
