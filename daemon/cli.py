@@ -15,6 +15,7 @@ from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
 from daemon.journal.verify import verify_journal
+from daemon.live import cli as live_cli
 from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
 from sync import cli as sync_cli
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _state_args(export)
     export.add_argument("--after-seq", type=int, default=0)
     sync_cli.add_commands(sub, _state_args)
+    live_cli.add_commands(sub, _state_args)
     return parser
 
 
@@ -79,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _cmd_demo, "serve": _cmd_serve, "pair": _cmd_pair,
         "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
         **sync_cli.handlers(_config_for),
+        **live_cli.handlers(_config_for),
     }
     try:
         return handlers[args.command](args)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from daemon.catalog.importer import parse_catalog
 from daemon.config import Config
 from daemon.errors import FatalError, RetryLaterError
 from daemon.journal.readers import Reader
-from daemon.journal.store import Journal
+from daemon.journal.store import Journal, Tx
 from daemon.sales import queries
 from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
 
@@ -45,6 +46,9 @@ class Stallbox:
         self.health = Health(started_monotonic=time.monotonic())
         self.printer: Any = None  # set by daemon.printing when a printer is configured
         self.sync: Any = None  # set by sync.service when [sync] url is configured
+        self.live: Any = None  # daemon.live.LiveSelling, set when the app starts
+        # Called on the loop once a catalog import is durable (display, #8).
+        self.catalog_listeners: list[Callable[[], None]] = []
         self._check_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -84,8 +88,10 @@ class Stallbox:
     async def sell(self, request: SaleRequest) -> SaleOutcome:
         """Journal a cash sale and wake the printer."""
         self._check_accepting()
+        prices = self.live.pricing if self.live is not None else None
         outcome = await self.journal.transact(
-            lambda tx: create_sale(tx, request, self.config.stall))
+            lambda tx: create_sale(tx, request, self.config.stall,
+                                   prices=prices))
         if outcome.created and self.printer is not None:
             self.printer.wake()
         return outcome
@@ -121,13 +127,19 @@ class Stallbox:
         parsed = await asyncio.to_thread(
             parse_catalog, data, currency=self.config.stall.currency,
             include_inactive=include_inactive)
-        return await self.journal.transact(
-            lambda tx: apply_import(tx, parsed, skip_invalid=skip_invalid))
+
+        def apply(tx: Tx) -> ImportOutcome:
+            for listener in self.catalog_listeners:
+                tx.after_commit(listener)
+            return apply_import(tx, parsed, skip_invalid=skip_invalid)
+
+        return await self.journal.transact(apply)
 
     async def products(self, q: str, category: str, limit: int) -> list[dict[str, Any]]:
-        """Search the catalog as the till does."""
-        return await self.reader.run(
+        """Search the catalog as the till does, with live prices while valid."""
+        items = await self.reader.run(
             lambda c: queries.search_products(c, q, category, limit))
+        return self.live.board.annotate(items) if self.live is not None else items
 
     async def categories(self) -> list[str]:
         """List the catalog's categories for the till grid."""

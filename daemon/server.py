@@ -18,6 +18,7 @@ from daemon.notify import Notifier
 
 if TYPE_CHECKING:
     from daemon.discovery import Announcer
+from daemon.live.cli import control_ops as live_control_ops
 from daemon.runtime import Stallbox, import_summary
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
@@ -42,7 +43,7 @@ def control_ops(box: Stallbox) -> dict[str, ControlOp]:
             include_inactive=bool(request.get("include_inactive")))
 
     return {"pair": pair, "import_catalog": import_catalog,
-            **sync_control_ops(box)}
+            **sync_control_ops(box), **live_control_ops(box)}
 
 
 def _url(config: Config, port: int) -> str:

@@ -138,3 +138,65 @@ CREATE TABLE IF NOT EXISTS shifts (
     last_seq     INTEGER NOT NULL,
     report       BLOB    NOT NULL
 );
+
+-- Live selling (issue 8). Integrations by name only: their secrets live in a
+-- 0600 file in the state dir, never in the shipped journal. Webhook events by
+-- id (idempotency); streams and the live offer (pin or flash) per sku, each
+-- with the signed time t of the event that last moved it (out-of-order guard).
+CREATE TABLE IF NOT EXISTS live_integrations (
+    name  TEXT PRIMARY KEY,
+    seq   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_events (
+    id          TEXT PRIMARY KEY,
+    integration TEXT    NOT NULL,
+    type        TEXT    NOT NULL,
+    seq         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_streams (
+    id        TEXT PRIMARY KEY,
+    platform  TEXT    NOT NULL DEFAULT '',
+    title     TEXT    NOT NULL DEFAULT '',
+    active    INTEGER NOT NULL,
+    started_t REAL    NOT NULL,
+    t         REAL    NOT NULL,
+    seq       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_offers (
+    sku         TEXT PRIMARY KEY,
+    kind        TEXT    NOT NULL,  -- 'pin' or 'flash'
+    event_id    TEXT    NOT NULL,
+    stream_id   TEXT    NOT NULL DEFAULT '',
+    price_minor INTEGER,           -- NULL: pinned without a live price
+    until_s     REAL    NOT NULL,  -- unix seconds; valid while now < until_s
+    cap         INTEGER,           -- flash quantity cap, NULL for none
+    sold        INTEGER NOT NULL DEFAULT 0,
+    t           REAL    NOT NULL,
+    seq         INTEGER NOT NULL
+);
+-- The stream a sale is attributed to, by the sale's client_ref (its live part
+-- is in the sale.completed event).
+CREATE TABLE IF NOT EXISTS live_sales (
+    client_ref TEXT PRIMARY KEY,
+    stream_id  TEXT NOT NULL,
+    body       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_sales_stream ON live_sales (stream_id);
+
+-- Customer display (issue 8): creatives as last saved, and impressions and
+-- conversions aggregated per slot, cohort and hour (no customer data exists).
+CREATE TABLE IF NOT EXISTS display_creatives (
+    id     TEXT PRIMARY KEY,
+    body   BLOB    NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    seq    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS display_stats (
+    slot        TEXT    NOT NULL,
+    hour        TEXT    NOT NULL,
+    cohort      TEXT    NOT NULL,
+    impressions INTEGER NOT NULL DEFAULT 0,
+    shown_s     INTEGER NOT NULL DEFAULT 0,
+    conversions INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (slot, hour, cohort)
+);

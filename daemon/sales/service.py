@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.billing.carbon import (
     GRAMS_PER_KG,
@@ -72,6 +72,15 @@ class SaleRequest:
                      self.sale_discount, self.deposit_returns, self.contribution)
 
 
+class PriceHook(Protocol):
+    """Re-prices products inside the sale's transaction (live prices, #8)."""
+
+    def apply(self, tx: Tx, request: SaleRequest, products: dict[str, Product]
+              ) -> tuple[dict[str, Product], dict[str, Any]]:
+        """Return the products to price with, and a part for the sale event."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SaleOutcome:
     """The sale as journaled; created is False when client_ref was seen before."""
@@ -81,17 +90,24 @@ class SaleOutcome:
 
 
 def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
-                billing: BillingSettings = _NO_BILLING) -> SaleOutcome:
-    """Journal a sale and queue its receipt; return the first sale on retry."""
+                billing: BillingSettings = _NO_BILLING,
+                prices: PriceHook | None = None) -> SaleOutcome:
+    """Journal a sale and queue its receipt; return the first sale on retry.
+
+    ``prices`` (daemon.live) may swap in live prices and count flash caps in
+    this same transaction; its part (stream, pins) goes into the event.
+    """
     existing = tx.execute("SELECT id FROM sales WHERE client_ref = ?",
                           (request.client_ref,)).fetchone()
     if existing:
         return SaleOutcome(False, load_sale(tx.conn, existing[0]))
-    skus = [sku for sku, _ in request.lines]
-    priced = price_order(request.order(), read_products(tx.conn, skus), stall,
-                         billing)
+    products = read_products(tx.conn, [sku for sku, _ in request.lines])
+    part: dict[str, Any] = {}
+    if prices is not None:
+        products, part = prices.apply(tx, request, products)
+    priced = price_order(request.order(), products, stall, billing)
     sale_id = secrets.token_hex(8)
-    data = event_body(sale_id, request, priced, stall, billing)
+    data = {**event_body(sale_id, request, priced, stall, billing), **part}
     event = tx.append("sale.completed", data)
     record = receipt_record(data, event.seq, priced.carbon)
     record["excerpt"] = sale_excerpt(tx, stall.stall_id, event)

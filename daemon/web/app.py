@@ -11,7 +11,9 @@ import jinja2
 from aiohttp import web
 
 from daemon.config import Config
+from daemon.display import web as display_web
 from daemon.errors import StallboxError
+from daemon.live import web as live_web
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
 from daemon.web import api, api_billing, api_sync, pages
@@ -91,6 +93,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)
     app.cleanup_ctx.append(_lifecycle)
+    live_web.install(app)  # live selling before the display that shows it (#8)
+    display_web.install(app)
     return app
 
 

@@ -8,7 +8,9 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from daemon.display.web import cart_shown, sale_shown
 from daemon.errors import InputError
+from daemon.live.service import with_live_prices
 from daemon.money import Currency
 from daemon.sales.checkout import CartQuote, quote_cart
 from daemon.sales.service import MAX_QTY, SaleRequest, read_products
@@ -38,7 +40,17 @@ async def price_cart(request: web.Request, cart: Cart) -> CartQuote | None:
     skus = list(cart.lines)
     products = await box.reader.run(lambda c: read_products(c, skus))
     lines = [(ln.sku, ln.qty) for ln in cart.lines.values()]
+    products = with_live_prices(box, products, lines)
     return quote_cart(lines, products, box.config.stall, box.config.billing)
+
+
+async def show_cart(request: web.Request, cart: Cart) -> None:
+    """Push the cart to the customer displays linked to this till (#8)."""
+    try:
+        totals = await price_cart(request, cart)
+    except InputError:
+        totals = None
+    cart_shown(request, cart, totals)
 
 
 def quick_tenders(total_minor: int, currency: Currency) -> list[int]:
@@ -138,6 +150,7 @@ async def cart_change(request: web.Request) -> web.Response:
         except InputError as err:
             return await render_till(request, q, category, status=422,
                                      error=err.detail)
+        await show_cart(request, store.cart(key))
     fragment = "" if fields["action"] == "add" else "cart"
     raise web.HTTPSeeOther(till_url(q, category, fragment))
 
@@ -193,6 +206,7 @@ async def sell_cart(request: web.Request, cart: Cart,
         tendered_minor=tendered, tablet=request[TABLET_KEY]))
     sale_id = str(outcome.sale["id"])
     store_for(box).finish(tablet_key(request), cart.client_ref, sale_id)
+    sale_shown(request, outcome.sale)
     _LOG.debug("till sale %s (new: %s)", sale_id, outcome.created)
     return sale_id
 
