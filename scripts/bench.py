@@ -275,10 +275,18 @@ def bench_sync(quick: bool, root: Path) -> list[Figure]:
     return run(quick, root, Figure)
 
 
+def bench_pricing(quick: bool, root: Path) -> list[Figure]:
+    """Price a 50-line cart with carbon, next to building it as plain tuples."""
+    from scripts.bench_pricing import run
+
+    return run(quick, Figure)
+
+
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
     "start": bench_start,
     "sync": bench_sync,
+    "pricing": bench_pricing,
 }
 
 

@@ -11,7 +11,8 @@ Method (id ``METHOD_ID``, version ``METHOD_VERSION``), cradle-to-gate:
 - Plus the **packaging**: its material factor x packaging mass x qty.
 - Each part's range is value x (1 -/+ its factor's relative uncertainty).
   Ranges add up linearly (worst case: errors are not assumed to cancel).
-- Everything is summed as exact Fractions; only printed figures are rounded
+- Everything is summed exactly (integer numerators over common denominators,
+  stored as Fractions); only printed figures are rounded
   (``half_up``): grams below 1 kg, else kg with one decimal.
 
 A contribution or offset is never subtracted: nothing here takes one.
@@ -20,6 +21,7 @@ A contribution or offset is never subtracted: nothing here takes one.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +41,7 @@ from daemon.money import Currency
 METHOD_ID = "stallbox-co2e"
 METHOD_VERSION = "1.0"
 GRAMS_PER_KG = 1000
+_ZERO = Fraction(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,10 @@ def estimate(
             field="carbon.conversion",
         )
     per_line = tuple(_line(x, table, conversion, currency) for x in lines)
-    used = {table.get(x.factor_id) for x in lines} | {
-        table.get(x.packaging_factor_id) for x in lines if x.packaging_factor_id
+    used_ids = {x.factor_id for x in lines} | {
+        x.packaging_factor_id for x in lines if x.packaging_factor_id
     }
+    used = [table.get(i) for i in used_ids]
     return CarbonEstimate(
         per_line,
         exact_sum([x.goods_kg for x in per_line] + [x.packaging_kg for x in per_line]),
@@ -128,7 +132,8 @@ def exact_sum(values: Sequence[Fraction]) -> Fraction:
     for value in values:
         d = value.denominator
         by_denominator[d] = by_denominator.get(d, 0) + value.numerator
-    return sum((Fraction(n, d) for d, n in by_denominator.items()), Fraction(0))
+    common = math.lcm(*by_denominator)
+    return Fraction(sum(n * (common // d) for d, n in by_denominator.items()), common)
 
 
 def _line(
@@ -137,34 +142,42 @@ def _line(
     conversion: SpendConversion,
     currency: Currency,
 ) -> LineEstimate:
-    """Return one line's estimate, or raise InputError naming the line."""
+    """Return one line's estimate, or raise InputError naming the line.
+
+    The arithmetic is on integer numerators and denominators, with one
+    Fraction (one gcd) per stored figure: the values are the same exact
+    fractions as value-by-value Fraction arithmetic, at a fraction of its cost.
+    """
     if type(line.qty) is not int or line.qty < 1:
         raise InputError(f"carbon line {line.sku!r} needs a quantity of at least 1")
     factor = table.get(line.factor_id)
-    goods = _goods_kg(line, factor, conversion, currency)
-    packaging, pack_spread = _packaging_kg(line, table)
-    spread = goods * factor.uncertainty + pack_spread
-    total = goods + packaging
+    gn, gd = _goods_kg(line, factor, conversion, currency)
+    pn, pd, mun, mud = _packaging_kg(line, table)
+    un, ud = factor.uncertainty.numerator, factor.uncertainty.denominator
+    # Over the common denominator gd*pd*ud*mud: total and its half-width.
+    total_n = (gn * pd + pn * gd) * ud * mud
+    spread_n = gn * un * pd * mud + pn * mun * gd * ud
+    common = gd * pd * ud * mud
     return LineEstimate(
         line.sku,
         factor.factor_id,
-        goods,
-        packaging,
-        total - spread,
-        total + spread,
+        Fraction(gn, gd),
+        Fraction(pn, pd) if pn else _ZERO,
+        Fraction(total_n - spread_n, common),
+        Fraction(total_n + spread_n, common),
         line.defaulted,
     )
 
 
-def _packaging_kg(line: CarbonLine, table: FactorTable) -> tuple[Fraction, Fraction]:
-    """Return the packaging's kg CO2e and its uncertainty half-width."""
+def _packaging_kg(line: CarbonLine, table: FactorTable) -> tuple[int, int, int, int]:
+    """Return the packaging's kg CO2e and its relative uncertainty, as int pairs."""
     if not line.packaging_factor_id:
-        return Fraction(0), Fraction(0)
+        return 0, 1, 0, 1
     material = table.get(line.packaging_factor_id)
     if material.basis != "mass":
         raise InputError(f"packaging factor {material.factor_id!r} is not mass-based")
-    kg = _mass_kg(material, line.packaging_mass_g, line.qty)
-    return kg, kg * material.uncertainty
+    n, d = _mass_kg(material, line.packaging_mass_g, line.qty)
+    return n, d, material.uncertainty.numerator, material.uncertainty.denominator
 
 
 def _goods_kg(
@@ -172,8 +185,8 @@ def _goods_kg(
     factor: EmissionFactor,
     conversion: SpendConversion,
     currency: Currency,
-) -> Fraction:
-    """Return the goods' kg CO2e by the factor's basis."""
+) -> tuple[int, int]:
+    """Return the goods' kg CO2e by the factor's basis, as (numerator, denominator)."""
     if factor.basis == "mass":
         if line.mass_g is None:
             raise InputError(
@@ -188,16 +201,20 @@ def _goods_kg(
         )
     if line.gross_minor < 0:
         raise InputError(f"carbon line {line.sku!r} has a negative amount")
-    net = Fraction(line.gross_minor * BP_ONE, (BP_ONE + line.rate_bp))
-    units = net / 10**currency.exponent
-    return factor.kg_co2e_per_unit * units * conversion.usd_per_unit
+    # factor x (gross without VAT, in whole currency units) x USD per unit
+    value, usd = factor.kg_co2e_per_unit, conversion.usd_per_unit
+    numerator = value.numerator * line.gross_minor * BP_ONE * usd.numerator
+    denominator = (value.denominator * (BP_ONE + line.rate_bp)
+                   * 10**currency.exponent * usd.denominator)
+    return numerator, denominator
 
 
-def _mass_kg(factor: EmissionFactor, mass_g: int, qty: int) -> Fraction:
-    """Return factor x mass x qty in kg CO2e."""
+def _mass_kg(factor: EmissionFactor, mass_g: int, qty: int) -> tuple[int, int]:
+    """Return factor x mass x qty in kg CO2e, as (numerator, denominator)."""
     if type(mass_g) is not int or mass_g < 0:
         raise InputError(f"mass must be whole grams >= 0, not {mass_g!r}")
-    return factor.kg_co2e_per_unit * Fraction(mass_g * qty, GRAMS_PER_KG)
+    value = factor.kg_co2e_per_unit
+    return value.numerator * mass_g * qty, value.denominator * GRAMS_PER_KG
 
 
 def format_co2e(kg: Fraction, decimal_sep: str = ",") -> str:

@@ -246,6 +246,7 @@ def carbon_lines(order: Order, products: Mapping[str, Product],
     """Return the carbon inputs of the goods lines; flag defaulted products."""
     assert billing.carbon is not None
     carbon = billing.carbon
+    rates = {t.code: t.rate_bp for t in sale.taxes}
     out = []
     for index, (sku, qty) in enumerate(order.lines):
         product = products[sku]
@@ -261,15 +262,10 @@ def carbon_lines(order: Order, products: Mapping[str, Product],
             sku, qty, choice.factor_id,
             mass_g=(product.weight_g or 0) if basis == "mass" else None,
             gross_minor=max(line.paid_minor, 0),
-            rate_bp=carbon_rate(line, sale),
+            rate_bp=rates[line.line.tax_code],
             packaging_factor_id=material, packaging_mass_g=mass,
             defaulted=bool(choice.flag)))
     return out
-
-
-def carbon_rate(line: DiscountedLine, sale: DiscountedSale) -> int:
-    """Return the VAT rate (bp) of a discounted line, from the sale's tax rows."""
-    return next(t.rate_bp for t in sale.taxes if t.code == line.line.tax_code)
 
 
 def _packaging_material(product: Product, index: int, order: Order,
