@@ -225,6 +225,8 @@ class ZvtTerminalSim:
     # --- behaviour ---
 
     def _dispatch(self, apdu: bytes) -> None:
+        if apdu == z.POSITIVE_ACK:
+            return  # a late 80 00 00 (e.g. after an abort crossed it) is no command
         try:
             command = z.decode_ecr_command(apdu)
         except z.ZvtParseError:

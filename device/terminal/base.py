@@ -54,6 +54,7 @@ class PaymentResult:
     result_code: int | None = None
     message: str = ""
     print_lines: tuple[str, ...] = ()
+    booked_at: str | None = None  # terminal's local "MMDDhhmmss", when it says
 
 
 @dataclass(frozen=True, slots=True)

@@ -434,7 +434,15 @@ def _from_status_info(
         result_code=code,
         message=text,
         print_lines=lines,
+        booked_at=_booked_at(info),
     )
+
+
+def _booked_at(info: z.StatusInfo) -> str | None:
+    """Return the terminal's "MMDDhhmmss" of a transaction, if it sent both."""
+    if info.date_mmdd is None or info.time_hhmmss is None:
+        return None
+    return info.date_mmdd + info.time_hhmmss
 
 
 def _terminal_state(outcome: _Outcome) -> TerminalState:
