@@ -7,12 +7,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from daemon.billing.pricing import TaxRate
 from daemon.errors import StallboxError
 from daemon.money import Currency
 from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterSettings
+
+if TYPE_CHECKING:
+    from daemon.payments.settings import TerminalConfig
 
 MAX_CONFIG_BYTES = 256 * 1024
 CODEPAGES = ("cp858", "cp437", "cp850", "cp852", "cp1252", "cp866")
@@ -64,6 +67,7 @@ class Config:
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
+    terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
 
 
 class _Section:
@@ -142,7 +146,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                  source: str = "<dict>") -> Config:
     """Check a config already parsed from TOML."""
     known = {"stall", "http", "state", "printer", "sync", "tax", "pairing",
-             "discovery"}
+             "discovery", "terminal"}
     for key in data:
         if key not in known:
             raise ConfigError(key, "is not a known section")
@@ -166,10 +170,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
     pairing.check_unknown()
     discovery = _parse_discovery(_Section("discovery", data.get("discovery", {})))
+    from daemon.payments.settings import parse_terminal  # imports this module
+
+    terminal = parse_terminal(data.get("terminal"), stall.currency)
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
-                  pairing_code_ttl_s=code_ttl, source=source, discovery=discovery)
+                  pairing_code_ttl_s=code_ttl, source=source, discovery=discovery,
+                  terminal=terminal)
 
 
 def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:

@@ -13,14 +13,17 @@ from daemon.config import Config, parse_config
 from daemon.runtime import Stallbox
 from daemon.server import serve
 from device.sim.printer import SimulatedPrinter
+from device.sim.zvt_terminal import ZvtTerminalSim
 
 _LOG = logging.getLogger(__name__)
 PRINTER_LINK = "printer-port"  # stands where /dev/serial/by-id/... would
+TERMINAL_LINK = "terminal-port"  # the simulated ZVT card terminal's pty
 RECEIPTS_FILE = "printed-receipts.txt"
 RECEIPT_POLL_S = 0.5
 
 
-def demo_config(state: Path, host: str, port: int, printer_port: str) -> Config:
+def demo_config(state: Path, host: str, port: int, printer_port: str,
+                terminal_port: str | None = None) -> Config:
     """Return the demo's configuration: a German craft-and-food stall."""
     return parse_config({
         "stall": {"name": "Kräuter & Kerzen (Demo)", "currency": "EUR",
@@ -30,6 +33,8 @@ def demo_config(state: Path, host: str, port: int, printer_port: str) -> Config:
         "state": {"dir": str(state)},
         "printer": {"port": printer_port, "baudrate": 115200, "codepage": "cp858",
                     "columns": 42, "cut": "gs_v"},
+        "terminal": {"protocol": "zvt", "port": terminal_port} if terminal_port
+        else {"protocol": "none"},
     }, base_dir=state)
 
 
@@ -85,6 +90,12 @@ def _prepare_state(state: Path) -> Path:
 async def run_demo(state: Path, host: str, port: int) -> None:
     """Run the demo until SIGTERM or Ctrl-C."""
     state = await asyncio.to_thread(_prepare_state, state)
-    async with _printer(state) as printer:
-        config = demo_config(state, host, port, printer.port_path)
-        await serve(config, on_ready=_announce)
+    terminal = ZvtTerminalSim(state / TERMINAL_LINK)
+    terminal.start()  # card amounts ending in ,13 / ,51 / ,66 are refused
+    try:
+        async with _printer(state) as printer:
+            config = demo_config(state, host, port, printer.port_path,
+                                 str(terminal.link_path))
+            await serve(config, on_ready=_announce)
+    finally:
+        await asyncio.to_thread(terminal.stop)

@@ -82,6 +82,31 @@ CREATE TABLE IF NOT EXISTS print_jobs (
 );
 CREATE INDEX IF NOT EXISTS print_jobs_status ON print_jobs (status, id);
 
+-- Card payment attempts (issue 3, daemon/payments): journaled before the
+-- terminal is asked; pending -> approved | declined | aborted | unknown, and an
+-- unknown one -> approved | declined by payment.resolved. One in flight per
+-- terminal, enforced here as well as in the service.
+CREATE TABLE IF NOT EXISTS payment_intents (
+    id           TEXT PRIMARY KEY,
+    sale_id      TEXT    NOT NULL REFERENCES sales (id),
+    attempt      INTEGER NOT NULL,
+    terminal     TEXT    NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency     TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    seq          INTEGER NOT NULL,
+    updated_seq  INTEGER NOT NULL,
+    result       BLOB    NOT NULL DEFAULT '{}',
+    print_lines  BLOB    NOT NULL DEFAULT '[]',
+    resolved_by  TEXT    NOT NULL DEFAULT '',
+    eod_seq      INTEGER,
+    UNIQUE (sale_id, attempt)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS payment_intents_in_flight
+    ON payment_intents (terminal) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS payment_intents_status ON payment_intents (status);
+
 CREATE TABLE IF NOT EXISTS tablets (
     token_hash TEXT PRIMARY KEY,
     name       TEXT    NOT NULL,

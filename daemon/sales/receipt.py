@@ -64,6 +64,7 @@ class Receipt:
     carbon: tuple[str, ...] = ()  # the carbon block's text (billing.carbon)
     methodology_url: str = ""  # printed, and as a QR code when absolute
     qr: str = ""  # signed excerpt (daemon.trust.excerpt), printed as a QR code
+    terminal_lines: tuple[str, ...] = ()  # the card terminal's slip (#3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +300,10 @@ def _carbon(page: _Page, receipt: Receipt) -> None:
 
 
 def _closing(page: _Page, receipt: Receipt) -> None:
+    for text in receipt.terminal_lines:
+        page.wrapped(text)
+    if receipt.terminal_lines:
+        page.rule()
     for note in receipt.notes:
         page.wrapped(note)
     if receipt.notes:

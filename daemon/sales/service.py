@@ -301,6 +301,7 @@ def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Rec
         carbon=tuple(record.get("carbon_lines", ())),
         methodology_url=record.get("methodology_url", ""),
         qr=record.get("excerpt", ""),
+        terminal_lines=tuple(record.get("terminal_lines", ())),
     )
 
 

@@ -11,6 +11,7 @@ from daemon.catalog.apply import ImportRejected
 from daemon.catalog.importer import MAX_CATALOG_BYTES
 from daemon.errors import InputError
 from daemon.sales.checkout import annotate_carbon
+from daemon.web import api_payments
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.openapi import build_openapi
 from daemon.web.problems import problem
@@ -63,6 +64,8 @@ async def pair(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sales")
 async def create_sale(request: web.Request) -> web.Response:
     body = await read_json(request, SALE_BODY)
+    if body["payment"]["method"] == "card":  # pending until the terminal says (#3)
+        return await api_payments.card_sale_response(request, body)
     try:
         outcome = await request.app[STALLBOX].sell(
             sale_request(body, request[TABLET_KEY]))
@@ -84,6 +87,7 @@ async def list_sales(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sales/{id}")
 async def get_sale(request: web.Request) -> web.Response:
     sale = await request.app[STALLBOX].sale(request.match_info["id"])
+    await api_payments.add_card_payment(request, sale)
     return web.json_response(sale)
 
 

@@ -16,7 +16,7 @@ from daemon.errors import StallboxError
 from daemon.live import web as live_web
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
-from daemon.web import api, api_billing, api_sync, pages
+from daemon.web import api, api_billing, api_payments, api_sync, pages
 from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
 from daemon.web.problems import from_exception, http_error, problem
 from sync.service import start_sync
@@ -93,6 +93,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)
     app.cleanup_ctx.append(_lifecycle)
+    api_payments.setup(app)  # card API, pages and terminal (#3)
     live_web.install(app)  # live selling before the display that shows it (#8)
     display_web.install(app)
     return app

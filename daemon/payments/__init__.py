@@ -1,0 +1,1 @@
+"""Card payments: intents in the journal, the terminal service, end-of-day."""

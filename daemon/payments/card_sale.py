@@ -1,0 +1,217 @@
+"""A sale paid by card: pending until the terminal (or a person) settles it.
+
+A card sale is priced by the sale flow of #4 (``price_order``, the same lines,
+fees, discounts and carbon as for cash) and settled all by card, but journaled
+here with its own transaction functions on the same read models:
+``sale.pending`` (sale row ``pending``, card payment row ``pending``) and the
+first ``payment.intent_created`` in one transaction;
+then, in the transaction that journals the approval, ``sale.completed`` with
+the whole sale body (so downstream sees one completed sale, as for cash), the
+row moved to that event's seq and the receipt queued. A declined or aborted
+attempt leaves the sale pending for another attempt or ``sale.cancelled``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from daemon.billing import tenders
+from daemon.config import StallConfig
+from daemon.errors import ConflictError, InputError, NotFoundError
+from daemon.journal.canonical import canonical_bytes, parse_canonical
+from daemon.journal.store import Tx
+from daemon.money import MAX_AMOUNT_MINOR
+from daemon.payments import intents
+from daemon.sales.checkout import PricedSale, price_order
+from daemon.sales.service import SaleRequest, event_body, read_products, receipt_record
+from daemon.sales.settings import BillingSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CardSaleRequest:
+    """A checked request to sell lines by card on one terminal."""
+
+    sale: SaleRequest  # its tenders are ignored: the card pays the total
+    terminal: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardSaleOutcome:
+    """The sale and its newest attempt; created is False on a retried request."""
+
+    created: bool
+    sale_id: str
+    intent_id: str | None
+    amount_minor: int = 0
+
+
+def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
+                   billing: BillingSettings) -> CardSaleOutcome:
+    """Journal a pending card sale and its first intent, idempotent by client_ref."""
+    sale = request.sale
+    row = tx.execute("SELECT id FROM sales WHERE client_ref = ?",
+                     (sale.client_ref,)).fetchone()
+    if row is not None:
+        latest = intents.latest_for_sale(tx.conn, row[0])
+        return CardSaleOutcome(False, row[0], latest["id"] if latest else None)
+    intents.check_terminal_free(tx, request.terminal)
+    priced = price_for_card(tx, sale, stall, billing)
+    sale_id = secrets.token_hex(8)
+    data = event_body(sale_id, sale, priced, stall, billing)
+    for payment in data["payments"]:
+        payment["status"] = "pending"
+    event = tx.append("sale.pending", data)
+    _insert_sale(tx, data, event.seq, event.ts,
+                 receipt_record(data, event.seq, priced.carbon))
+    total = data["total_minor"]
+    intent_id = intents.create_intent(tx, sale_id, sale.client_ref, total,
+                                      stall.currency.code, request.terminal)
+    return CardSaleOutcome(True, sale_id, intent_id, total)
+
+
+def new_attempt(tx: Tx, sale_id: str, terminal: str) -> tuple[str, int]:
+    """Journal another attempt for a pending sale whose last one charged nothing."""
+    row = tx.execute("SELECT status, client_ref, total_minor, currency FROM sales"
+                     " WHERE id = ?", (sale_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no sale {sale_id[:40]!r}")
+    if row[0] != "pending":
+        raise ConflictError(f"sale {sale_id} is {row[0]}, not waiting for a payment")
+    latest = intents.latest_for_sale(tx.conn, sale_id)
+    if latest is not None and latest["outcome"] in ("pending", "unknown", "approved"):
+        raise ConflictError(f"payment {latest['id']} of this sale is "
+                            f"{latest['outcome']}; settle it first")
+    _set_payment_status(tx, sale_id, "pending")
+    return intents.create_intent(tx, sale_id, row[1], row[2], row[3], terminal), row[2]
+
+
+def settle(tx: Tx, intent_id: str, outcome: str, result: dict[str, Any],
+           lines: Sequence[str], print_terminal_lines: bool) -> dict[str, Any]:
+    """Journal a terminal outcome and move the sale with it, in one transaction."""
+    intent = intents.get_intent(tx.conn, intent_id)
+    intents.record_outcome(tx, intent, outcome, result, list(lines))
+    _follow(tx, intent, outcome, print_terminal_lines)
+    return intents.get_intent(tx.conn, intent_id)
+
+
+def resolve(tx: Tx, intent_id: str, outcome: str, by: str, how: str,
+            result: dict[str, Any], print_terminal_lines: bool) -> dict[str, Any]:
+    """Journal the resolution of an unknown intent and move the sale with it."""
+    if outcome not in ("approved", "declined"):
+        raise InputError("outcome must be approved or declined", field="outcome")
+    intent = intents.get_intent(tx.conn, intent_id)
+    intents.record_resolution(tx, intent, outcome, by, how, result)
+    _follow(tx, intent, outcome, print_terminal_lines)
+    return intents.get_intent(tx.conn, intent_id)
+
+
+def cancel_sale(tx: Tx, sale_id: str, by: str) -> None:
+    """Cancel a pending card sale whose attempts charged nothing."""
+    row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no sale {sale_id[:40]!r}")
+    latest = intents.latest_for_sale(tx.conn, sale_id)
+    if row[0] != "pending" or latest is None:
+        raise ConflictError(f"sale {sale_id} is {row[0]}; only a pending card sale "
+                            "can be cancelled here")
+    if latest["outcome"] not in ("declined", "aborted"):
+        raise ConflictError(f"its payment is {latest['outcome']}: cancel or settle "
+                            "the payment first")
+    tx.append("sale.cancelled", {"sale_id": sale_id, "by": by,
+                                 "reason": f"card payment {latest['outcome']}"})
+    tx.execute("UPDATE sales SET status = 'cancelled' WHERE id = ?", (sale_id,))
+
+
+def _follow(tx: Tx, intent: dict[str, Any], outcome: str,
+            print_terminal_lines: bool) -> None:
+    """Complete the sale on approval; else mirror the outcome on its payment row."""
+    if outcome == "approved":
+        _complete(tx, intent, print_terminal_lines)
+    else:
+        _set_payment_status(tx, intent["sale_id"], intents.API_STATUS[outcome])
+
+
+def _complete(tx: Tx, intent: dict[str, Any], print_terminal_lines: bool) -> None:
+    """Journal sale.completed with the whole sale and queue its receipt."""
+    sale_id = intent["sale_id"]
+    row = tx.execute("SELECT seq, receipt FROM sales WHERE id = ? AND status ="
+                     " 'pending'", (sale_id,)).fetchone()
+    if row is None:
+        raise ConflictError(f"sale {sale_id} is not pending: not completed twice")
+    pending = tx.execute("SELECT body FROM events WHERE seq = ?", (row[0],))
+    data = dict(parse_canonical(bytes(pending.fetchone()[0]))["data"])
+    data["payments"] = [{**p, "status": "approved", "intent_id": intent["id"]}
+                        for p in data["payments"]]
+    data["local_time"] = _local_time()
+    event = tx.append("sale.completed", data)
+    record = json.loads(row[1])
+    record.update(seq=event.seq, payments=data["payments"],
+                  local_time=data["local_time"])
+    if print_terminal_lines:
+        fresh = intents.get_intent(tx.conn, intent["id"])
+        record["terminal_lines"] = fresh["terminal_lines"]
+    tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
+               " receipt = ? WHERE id = ?",
+               (event.seq, event.ts, canonical_bytes(record), sale_id))
+    tx.execute("UPDATE payments SET status = 'approved', seq = ? WHERE sale_id = ?"
+               " AND method = 'card'", (event.seq, sale_id))
+    tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
+               " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
+
+
+def _set_payment_status(tx: Tx, sale_id: str, status: str) -> None:
+    tx.execute("UPDATE payments SET status = ? WHERE sale_id = ? AND method = 'card'",
+               (status, sale_id))
+
+
+def billing_of(config: object) -> BillingSettings:
+    """Return the stall's billing settings (none before #4's config keys exist)."""
+    billing = getattr(config, "billing", None)
+    return billing if isinstance(billing, BillingSettings) else BillingSettings()
+
+
+def price_for_card(tx: Tx, sale: SaleRequest, stall: StallConfig,
+                   billing: BillingSettings) -> PricedSale:
+    """Price the order as a cash sale would be, then settle it all by card."""
+    products = read_products(tx.conn, [sku for sku, _ in sale.lines])
+    probe = replace(sale, tenders=(tenders.Tender("cash", MAX_AMOUNT_MINOR),))
+    priced = price_order(probe.order(), products, stall, billing)
+    total = priced.settlement.total_minor
+    if total <= 0:
+        raise InputError("a card payment needs a total above zero",
+                         field="payment.method")
+    card = tenders.settle(total, (tenders.Tender("card", total),),
+                          rule=billing.cash, currency=stall.currency)
+    return replace(priced, settlement=card)
+
+
+def _insert_sale(tx: Tx, data: dict[str, Any], seq: int, ts: str,
+                 record: dict[str, Any]) -> None:
+    sale_id = data["id"]
+    tx.execute(
+        "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
+        " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+        (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
+         data["currency"], canonical_bytes(record)))
+    tx.executemany(
+        "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
+        " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
+          ln["amount_minor"], ln["tax_code"]) for n, ln in enumerate(data["lines"], 1)])
+    tx.executemany(
+        "INSERT INTO payments (sale_id, method, amount_minor, tendered_minor,"
+        " change_minor, status, seq) VALUES (?, ?, ?, ?, 0, 'pending', ?)",
+        [(sale_id, p["method"], p["amount_minor"], p["tendered_minor"], seq)
+         for p in data["payments"]])
+
+
+def _local_time() -> str:
+    return datetime.now().astimezone().strftime("%d.%m.%Y %H:%M")
