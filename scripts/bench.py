@@ -282,8 +282,18 @@ def bench_pricing(quick: bool, root: Path) -> list[Figure]:
     return run(quick, Figure)
 
 
+def bench_terminal(quick: bool, root: Path) -> list[Figure]:
+    """Card terminal protocol overhead next to the simulator's own delay (#3)."""
+    from scripts.bench_terminal import figures
+
+    (root / "terminal-floor").mkdir(parents=True, exist_ok=True)
+    commit_ms = statistics.median(sqlite_commit_floor(root / "terminal-floor", 100))
+    return figures(quick, root, commit_ms)
+
+
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
+    "terminal": bench_terminal,
     "start": bench_start,
     "sync": bench_sync,
     "pricing": bench_pricing,
