@@ -252,3 +252,12 @@ async def test_till_shows_fees_and_takes_the_rounded_cash(
                              data={"client_ref": ref, "quick": "exact",
                                    "tendered": ""}, allow_redirects=False)
     assert resp.status == 303, await resp.text()
+
+
+async def test_a_negative_cart_is_a_cash_payout(chf: tuple[TestClient, str]) -> None:
+    sale = await sell(chf, body([("KAFFEE", 1)], cash(0),
+                                deposit_returns=[{"packaging": "cup", "qty": 5}]))
+    # 3,20 + 0,20 fee + 1,00 deposit - 5 x 1,00 returned = -0,60 paid out.
+    assert sale["total_minor"] == -60
+    assert sale["payments"][0]["amount_minor"] == -60
+    assert sale["change_minor"] == 0

@@ -46,14 +46,15 @@ def hours_chart(rows: Sequence[tuple[int, int, int]], money: Any) -> Markup:
     step = (CHART_W - 2 * CHART_PAD) / len(rows)
     usable = CHART_H - 2 * CHART_PAD
     parts = [f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" role="img" '
-             f'aria-label="Sales per hour" xmlns="http://www.w3.org/2000/svg">']
+             f'aria-label="Sales per hour" xmlns="http://www.w3.org/2000/svg" '
+             f'font-size="12" font-family="sans-serif">']
     for i, (hour, count, gross) in enumerate(rows):
         height = usable * count / top
         x = CHART_PAD + i * step
         y = CHART_H - CHART_PAD - height
         title = escape(f"{hour:02d}:00 · {count} sales · {money(gross)}")
         parts.append(
-            f'<g><title>{title}</title><rect x="{x + step * 0.1:.1f}" '
+            f'<g><title>{title}</title><rect fill="#2f7d4f" x="{x + step * 0.1:.1f}" '
             f'y="{y:.1f}" width="{step * 0.8:.1f}" height="{height:.1f}"/>'
             f'<text x="{x + step / 2:.1f}" y="{CHART_H - 8}" '
             f'text-anchor="middle">{hour:02d}</text>'
