@@ -21,7 +21,6 @@ A contribution or offset is never subtracted: nothing here takes one.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -132,7 +131,11 @@ def exact_sum(values: Sequence[Fraction]) -> Fraction:
     for value in values:
         d = value.denominator
         by_denominator[d] = by_denominator.get(d, 0) + value.numerator
-    common = math.lcm(*by_denominator)
+    common = 1
+    for d in by_denominator:
+        # lcm without the math module (banned here so no float can slip in):
+        # Fraction(common, d) is common/g over d/g, so its numerator x d is the lcm.
+        common = Fraction(common, d).numerator * d
     return Fraction(sum(n * (common // d) for d, n in by_denominator.items()), common)
 
 
