@@ -34,6 +34,14 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 256
 REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+# SD-card wear (#7, docs/operations.md): a commit appends every page it touched
+# to the WAL, so small pages write less per sale; only a new file can get them.
+NEW_JOURNAL_PAGE_SIZE = 1024
+WAL_AUTOCHECKPOINT_PAGES = 4000  # ~4 MB of WAL between passive checkpoints
+JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024  # a reset WAL is cut back to this
+WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, truncate as soon as readers allow
+WAL_TRIM_INTERVAL_S = 300.0  # and at least this often while trading
+WRITER_IDLE_S = 30.0  # an idle writer wakes this often to trim the WAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +103,14 @@ def utc_now() -> str:
 
 def open_connection(path: Path) -> sqlite3.Connection:
     """Open the writable connection and check the pragmas the journal relies on."""
+    new = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if new:  # must precede the first write; WAL mode fixes it afterwards
+        conn.execute(f"PRAGMA page_size = {NEW_JOURNAL_PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     for name, wanted in REQUIRED_PRAGMAS.items():
@@ -124,6 +137,7 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="journal-writer",
                                         daemon=True)
         self._closed = False
+        self._last_trim_monotonic = time.monotonic()
         self._thread.start()
 
     @classmethod
@@ -154,9 +168,44 @@ class Journal:
         await asyncio.to_thread(self._thread.join)
         self._conn.close()
 
+    def wal_bytes(self) -> int:
+        """Return the WAL file's size (0 when it is absent)."""
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def _trim_wal(self, *, idle: bool) -> None:
+        """Checkpoint and truncate the WAL from the writer thread when it is due.
+
+        Only this connection ever checkpoints: SQLite before 3.51.3 can corrupt
+        the WAL when two connections checkpoint at once. A reader still inside
+        old frames makes TRUNCATE busy; busy_timeout 0 returns at once rather
+        than holding up sales, and the next chance tries again.
+        """
+        size = self.wal_bytes()
+        due = time.monotonic() - self._last_trim_monotonic >= WAL_TRIM_INTERVAL_S
+        if size == 0 or not (due or idle or size > WAL_BOUND_BYTES):
+            return
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as err:
+            busy = 1
+            _LOG.debug("WAL checkpoint failed: %s", err)
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not busy:
+            self._last_trim_monotonic = time.monotonic()
+        _LOG.debug("WAL of %d bytes %s", size, "kept: readers" if busy else "truncated")
+
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=WRITER_IDLE_S)
+            except queue.Empty:
+                self._trim_wal(idle=True)
+                continue
             if first is None:
                 return
             batch = [first]
@@ -170,6 +219,8 @@ class Journal:
                     break
                 batch.append(item)
             self._commit_batch(batch)
+            if self._queue.empty():
+                self._trim_wal(idle=False)
 
     def _commit_batch(self, batch: list[_Request]) -> None:
         outcomes: list[tuple[bool, Any, list[Callable[[], None]]]] = []
