@@ -231,19 +231,20 @@ class TerminalService:
     async def intent(self, intent_id: str) -> dict[str, Any]:
         """Return one intent with the terminal's current prompt."""
         intent = await self.box.reader.run(lambda c: intents.get_intent(c, intent_id))
-        return self._with_prompt(intent)
+        return self.with_prompt(intent)
 
     async def for_sale(self, sale_id: str) -> dict[str, Any] | None:
         """Return the newest intent of a sale, or None."""
         intent = await self.box.reader.run(
             lambda c: intents.latest_for_sale(c, sale_id))
-        return self._with_prompt(intent) if intent else None
+        return self.with_prompt(intent) if intent else None
 
     async def unknown(self) -> list[dict[str, Any]]:
         """Return the payments waiting for a person to resolve them."""
         return await self.box.reader.run(lambda c: intents.with_outcome(c, "unknown"))
 
-    def _with_prompt(self, intent: dict[str, Any]) -> dict[str, Any]:
+    def with_prompt(self, intent: dict[str, Any]) -> dict[str, Any]:
+        """Add the terminal's current prompt when the intent is the one running."""
         flight = self._flight
         running = flight is not None and flight.intent_id == intent["id"]
         intent["prompt"] = flight.prompt if running and flight else ""

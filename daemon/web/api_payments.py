@@ -12,8 +12,10 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from daemon.errors import InputError
+from daemon.payments import intents
 from daemon.payments.card_sale import CardSaleRequest
 from daemon.payments.service import TerminalService, require, start_terminal
+from daemon.sales.queries import get_sale
 from daemon.sales.service import SaleRequest
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.schema import Obj, Str
@@ -90,9 +92,18 @@ async def add_card_payment(request: web.Request, sale: dict[str, Any]) -> None:
     service = request.app[TERMINAL].service
     if service is None:
         return
-    intent = await service.for_sale(sale["id"])
-    if intent is not None:
-        sale["payment"] = intent
+    sale_id = sale["id"]
+    fresh, intent = await request.app[STALLBOX].reader.run(
+        lambda c: _sale_and_intent(c, sale_id))
+    if intent is not None:  # one snapshot: the sale's rows agree with its intent
+        sale.update(fresh or {})
+        sale["payment"] = service.with_prompt(intent)
+
+
+def _sale_and_intent(conn: Any, sale_id: str
+                     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    intent = intents.latest_for_sale(conn, sale_id)
+    return (get_sale(conn, sale_id) if intent else None), intent
 
 
 @routes.post("/api/v1/payments")
