@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
-from daemon.journal.verify import verify_journal
 from daemon.live import cli as live_cli
 from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
+from daemon.trust import cli as trust_cli
 from sync import cli as sync_cli
 
 _LOG = logging.getLogger(__name__)
@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--include-inactive", action="store_true",
                      help="also import draft and archived products")
     _state_args(imp)
-    verify = sub.add_parser("verify", help="check the journal's hash chain read-only")
+    verify = sub.add_parser("verify", help="check the journal read-only: chain, "
+                            "certificates, seals, read models")
     _state_args(verify)
+    trust_cli.verify_args(verify)
+    trust_cli.add_commands(sub, _state_args)
     export = sub.add_parser("export", help="write the journal's events as JSON lines")
     _state_args(export)
     export.add_argument("--after-seq", type=int, default=0)
@@ -82,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
         **sync_cli.handlers(_config_for),
         **live_cli.handlers(_config_for),
+        **trust_cli.handlers(_config_for),
     }
     try:
         return handlers[args.command](args)
@@ -181,13 +185,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    config = _config_for(args)
-    result = verify_journal(config.state_dir / JOURNAL_FILE)
-    if result.ok:
-        print(f"journal intact: {result.events} events, head seq {result.head_seq}")
-        return 0
-    print(f"journal BROKEN at seq {result.bad_seq}: {result.reason}")
-    return 1
+    return trust_cli.cmd_verify(args, _config_for(args))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -66,6 +66,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
+    epoch_max_s: int = 3600
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
     terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
 
@@ -145,7 +146,7 @@ def load_config(path: Path) -> Config:
 def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                  source: str = "<dict>") -> Config:
     """Check a config already parsed from TOML."""
-    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing",
+    known = {"stall", "http", "state", "printer", "sync", "tax", "pairing", "keys",
              "discovery", "terminal"}
     for key in data:
         if key not in known:
@@ -169,6 +170,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     pairing = _Section("pairing", data.get("pairing", {}))
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
     pairing.check_unknown()
+    keys = _Section("keys", data.get("keys", {}))
+    epoch_max_s = keys.int_range("epoch_max_s", 60, 86400, 3600)
+    keys.check_unknown()
     discovery = _parse_discovery(_Section("discovery", data.get("discovery", {})))
     from daemon.payments.settings import parse_terminal  # imports this module
 
@@ -177,7 +181,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
                   pairing_code_ttl_s=code_ttl, source=source, discovery=discovery,
-                  terminal=terminal)
+                  terminal=terminal, epoch_max_s=epoch_max_s)
 
 
 def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:

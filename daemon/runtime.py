@@ -19,6 +19,7 @@ from daemon.journal.readers import Reader
 from daemon.journal.store import Journal, Tx
 from daemon.sales import queries
 from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
+from daemon.trust.lifecycle import key_timer, last_certified, open_signer
 
 _LOG = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
@@ -50,6 +51,7 @@ class Stallbox:
         # Called on the loop once a catalog import is durable (display, #8).
         self.catalog_listeners: list[Callable[[], None]] = []
         self._check_task: asyncio.Task[None] | None = None
+        self._key_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the journal, load tokens and start the background integrity check."""
@@ -57,6 +59,7 @@ class Stallbox:
         self.journal = await asyncio.to_thread(Journal.open, path)
         self.reader = Reader(path)
         self.tokens = await self.reader.run(_load_tokens)
+        await self._open_keys()
         self._check_task = asyncio.create_task(self._quick_check())
         _LOG.info("journal open at seq %d (%s)", self.journal.head_seq, path)
 
@@ -65,8 +68,17 @@ class Stallbox:
         self.accepting = False
         if self._check_task:
             self._check_task.cancel()
+        if self._key_task:
+            self._key_task.cancel()
         await self.journal.close()
         await asyncio.to_thread(self.reader.close)
+
+    async def _open_keys(self) -> None:
+        certified = await self.reader.run(last_certified)
+        signer = await open_signer(self.journal, self.config.state_dir,
+                                   self.config.stall.stall_id, certified)
+        self._key_task = asyncio.create_task(
+            key_timer(self.journal, signer, self.config.epoch_max_s))
 
     async def _quick_check(self) -> None:
         # quick_check reads the whole file; on a 1 M-sale journal that takes

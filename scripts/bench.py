@@ -268,6 +268,111 @@ def _python_start_s() -> float:
     return time.perf_counter() - start
 
 
+def _per_call_us(fn: Callable[[], Any], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def _sale_event_bytes() -> bytes:
+    """Return the canonical body of a typical three-line cash sale event."""
+    from daemon.journal.canonical import canonical_bytes
+
+    line = {"sku": "TEE", "name": "Tee", "qty": 2, "unit_minor": 320,
+            "amount_minor": 640, "tax_code": "B"}
+    data = {"id": "5f6329346eb60621", "client_ref": uuid.uuid4().hex,
+            "tablet": "Till 1", "currency": "EUR", "lines": [line] * 3,
+            "taxes": [{"code": "B", "rate_bp": 700, "net_minor": 1794,
+                       "tax_minor": 126, "gross_minor": 1920, "label": "7 %"}],
+            "total_minor": 1920, "payments": [{"method": "cash",
+                                               "amount_minor": 1920}]}
+    return canonical_bytes({"data": data, "kind": "sale.completed", "seq": 123456,
+                            "ts": "2024-05-01T10:00:00.000000Z"})
+
+
+def _trust_costs(calls: int) -> list[Figure]:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    body, prev = _sale_event_bytes(), bytes(32)
+    key = Ed25519PrivateKey.generate()
+    public, signature = key.public_key(), key.sign(body)
+    sha_us = _per_call_us(lambda: hashlib.sha256(prev + body).digest(), calls)
+    sign_us = _per_call_us(lambda: key.sign(body), calls)
+    verify_us = _per_call_us(lambda: public.verify(signature, body), calls)
+    floor = f"SHA-256 of the same {len(body)} bytes"
+    return [Figure("Ed25519 sign, per event", sign_us, "µs", floor, sha_us),
+            Figure("Ed25519 verify, per event", verify_us, "µs", floor, sha_us)]
+
+
+async def _build_journal(state: Path, sales: int) -> int:
+    """Fill a signed journal with real cash sales, 256 per sealed transaction."""
+    from daemon.config import parse_config
+    from daemon.runtime import Stallbox
+    from daemon.sales.service import SaleRequest, create_sale
+
+    config = parse_config({"stall": {"name": "Bench"}, "state": {"dir": str(state)}},
+                          base_dir=Path("/"))
+    box = Stallbox(config)
+    await box.open()
+    await box.import_catalog(CATALOG, skip_invalid=False)
+
+    def batch(tx: Any) -> None:
+        for _ in range(256):
+            request = SaleRequest(uuid.uuid4().hex, (("TEE", 2), ("SEIFE", 1)), 2000)
+            create_sale(tx, request, config.stall, config.billing)
+        tx.force_seal()
+
+    for _ in range(sales // 256):
+        await box.journal.transact(batch)
+    head = box.journal.head_seq
+    await box.stop()
+    return head
+
+
+def _chain_floor_per_s(path: Path) -> float:
+    """Read every event and recompute only its SHA-256 link: the walk's floor."""
+    import hashlib
+
+    from daemon.journal.verify import open_readonly
+
+    conn = open_readonly(path)
+    start, count, prev = time.perf_counter(), 0, bytes(32)
+    for body, digest in conn.execute("SELECT body, hash FROM events ORDER BY seq"):
+        prev = hashlib.sha256(prev + body).digest()
+        count += prev == digest
+    conn.close()
+    return count / (time.perf_counter() - start)
+
+
+def bench_trust(quick: bool, root: Path) -> list[Figure]:
+    """Signing cost per event next to SHA-256; `stallbox verify` on a big journal."""
+    from daemon.cli import main as cli_main
+
+    sales = 100_000 if quick else 1_000_000
+    figures = _trust_costs(5_000 if quick else 20_000)
+    state = root / "trust"
+    events = asyncio.run(_build_journal(state, sales))
+    floor = _chain_floor_per_s(state / "journal.sqlite3")
+    rates = {}
+    for flags in ((), ("--no-replay",)):
+        start = time.perf_counter()
+        code = cli_main(["--log-level", "warning", "verify", "--state", str(state),
+                         *flags])
+        rates[flags] = events / (time.perf_counter() - start)
+        if code != 0:
+            raise RuntimeError("stallbox verify failed on the bench journal")
+    floor_name = "read + SHA-256 chain only"
+    return [*figures,
+            Figure(f"stallbox verify, {events} events", rates[()], "events/s",
+                   floor_name, floor, "≥ 20000 events/s"),
+            Figure(f"stallbox verify --no-replay, {events} events",
+                   rates[("--no-replay",)], "events/s", floor_name, floor,
+                   "≥ 20000 events/s")]
+
+
 def bench_sync(quick: bool, root: Path) -> list[Figure]:
     """Sync drain rate next to raw receiver ingest; client memory by backlog size."""
     from scripts.bench_sync import run
@@ -280,6 +385,13 @@ def bench_pricing(quick: bool, root: Path) -> list[Figure]:
     from scripts.bench_pricing import run
 
     return run(quick, Figure)
+
+
+def bench_display(quick: bool, root: Path) -> list[Figure]:
+    """Customer display render p99, cache hit and miss, with 50 SSE displays (#8)."""
+    from scripts.bench_display import run
+
+    return run(quick, root)
 
 
 def bench_terminal(quick: bool, root: Path) -> list[Figure]:
@@ -295,8 +407,10 @@ BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
     "terminal": bench_terminal,
     "start": bench_start,
+    "display": bench_display,
     "sync": bench_sync,
     "pricing": bench_pricing,
+    "trust": bench_trust,
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon.web.keys import PUBLIC_PATHS
 from tests.conftest import auth, pair
 
 CATALOG = (
@@ -40,8 +41,7 @@ def _concrete(path: str) -> str:
 
 
 async def test_every_route_refuses_an_unpaired_client(client: TestClient) -> None:
-    public = {"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
-              "/methodology"}
+    public = PUBLIC_PATHS
     checked = 0
     for route in client.app.router.routes():
         path = route.resource.canonical if route.resource else ""

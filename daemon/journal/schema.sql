@@ -122,6 +122,41 @@ CREATE TABLE IF NOT EXISTS pairing_codes (
     seq        INTEGER NOT NULL
 );
 
+-- Seals: the chain head at seq, signed by the epoch key live when it committed
+-- (see store.py for when a batch is sealed). Append-only like events.
+CREATE TABLE IF NOT EXISTS seals (
+    seq        INTEGER PRIMARY KEY,
+    epoch      INTEGER NOT NULL,
+    hash       BLOB    NOT NULL,
+    signature  BLOB    NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS seals_append_only_update
+BEFORE UPDATE ON seals BEGIN
+    SELECT RAISE(ABORT, 'journal seals are append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS seals_append_only_delete
+BEFORE DELETE ON seals BEGIN
+    SELECT RAISE(ABORT, 'journal seals are append-only');
+END;
+
+-- Read model of key.epoch events: each epoch's public key and its certificate.
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch       INTEGER PRIMARY KEY,
+    public_key  BLOB    NOT NULL,
+    seq         INTEGER NOT NULL UNIQUE,
+    cert        BLOB    NOT NULL
+);
+
+-- Read model of shift.closed and day.closed events.
+CREATE TABLE IF NOT EXISTS closures (
+    seq         INTEGER PRIMARY KEY,
+    kind        TEXT    NOT NULL,
+    client_ref  TEXT    NOT NULL UNIQUE,
+    from_seq    INTEGER NOT NULL,
+    body        BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS closures_kind ON closures (kind, seq);
+
 -- Billing read models (issue 4). Packaging type and carbon factor reference of
 -- each product, kept beside products so journals made before them still open.
 CREATE TABLE IF NOT EXISTS product_billing (

@@ -27,6 +27,7 @@ from daemon.billing.rounding import round_fraction
 from daemon.errors import ConflictError, NotFoundError
 from daemon.journal.canonical import canonical_bytes
 from daemon.journal.store import Tx
+from daemon.trust import closures
 
 TOP_PRODUCTS = 10
 REPORT_KINDS = ("sale.completed", "sale.refunded")
@@ -111,12 +112,14 @@ def close_shift(tx: Tx, request: ShiftClose, currency: str) -> dict[str, Any]:
     if report["sales_count"] == 0 and report["refunds_count"] == 0:
         raise ConflictError("nothing was sold or refunded since the last close")
     report["tablet"] = request.tablet
+    report["perpetual"] = closures.perpetual_after_shift(tx)  # grand totals (#6)
     event = tx.append("shift.closed", report)
     report.update(seq=event.seq, closed_at=event.ts)
     tx.execute("INSERT INTO shifts (seq, client_ref, closed_at, first_seq, last_seq,"
                " report) VALUES (?, ?, ?, ?, ?, ?)",
                (event.seq, request.client_ref, event.ts, report["first_seq"],
                 event.seq, canonical_bytes(report)))
+    closures.sign_closure(tx, "shift_close")  # the closing epoch key signs it (#6)
     return {"created": True, **report}
 
 

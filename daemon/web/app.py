@@ -17,6 +17,7 @@ from daemon.live import web as live_web
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
 from daemon.web import api, api_billing, api_payments, api_sync, pages
+from daemon.web import trust as trust_routes
 from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
 from daemon.web.problems import from_exception, http_error, problem
 from sync.service import start_sync
@@ -90,6 +91,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(api_sync.routes)
     app.add_routes(api_billing.routes)
     app.add_routes(pages.routes)
+    trust_routes.setup(app)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)
     app.cleanup_ctx.append(_lifecycle)

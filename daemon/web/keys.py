@@ -13,9 +13,9 @@ STALLBOX: web.AppKey[Stallbox] = web.AppKey("stallbox")
 # Routes a client may reach without a token, by their resource's canonical path.
 PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
                           "/methodology",  # the receipt's carbon method, for anyone
+                          "/verify", "/api/v1/receipts/verify",
                           # A streaming tool is no paired tablet: each webhook is
                           # authenticated by its HMAC signature under the
                           # integration's secret instead (daemon.live.signature).
-                          "/api/v1/live/events",
-                          })
+                          "/api/v1/live/events"})
 TABLET_KEY: web.RequestKey[str] = web.RequestKey("tablet")

@@ -1,0 +1,1 @@
+"""Trust: epoch key lifecycle, closures, receipt excerpts and read-model replay."""
