@@ -9,6 +9,7 @@ one ``display.measured`` event, which the sync ships for advertiser billing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -35,7 +36,12 @@ class Counts:
 
 def hour_of(unix_s: float) -> str:
     """Return the UTC hour label of a time, e.g. 2025-06-01T14."""
-    return time.strftime("%Y-%m-%dT%H", time.gmtime(unix_s))
+    return _hour_label(int(unix_s // 3600))
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_label(hour: int) -> str:
+    return time.strftime("%Y-%m-%dT%H", time.gmtime(hour * 3600))
 
 
 class Measure:

@@ -8,6 +8,7 @@ through ``e()``.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ def e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+@functools.lru_cache(maxsize=256)
 def qr_svg(url: str) -> str:
     """Return an inline SVG QR code of url ("" if it cannot be made)."""
     if not url or len(url) > MAX_QR_URL:

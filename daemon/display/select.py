@@ -13,6 +13,7 @@ else a welcome slot.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 
@@ -24,6 +25,7 @@ FULL_BP = 10_000
 WELCOME = Slot("welcome", "welcome")
 
 
+@functools.lru_cache(maxsize=1024)
 def cohort_offset(cohort: Cohort) -> int:
     """Return a stable 32-bit offset for a cohort (not Python's salted hash)."""
     digest = hashlib.sha256(cohort.key().encode("utf-8")).digest()

@@ -7,6 +7,7 @@ linked to a till by that till's paired name: ``/display?till=Till%201``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ def _till(request: web.Request) -> str:
     return request.query.get("till", "")[:40]
 
 
+@functools.lru_cache(maxsize=1024)
 def _events_url(till: str, cohort: Cohort) -> str:
     query = {"till": till, "size": cohort.size, "lang": cohort.lang}
     if cohort.zone:
