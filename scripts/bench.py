@@ -403,18 +403,10 @@ def bench_terminal(quick: bool, root: Path) -> list[Figure]:
     return figures(quick, root, commit_ms)
 
 
-def bench_display(quick: bool, root: Path) -> list[Figure]:
-    """Customer display render p99, cache hit and miss, with 50 SSE displays (#8)."""
-    from scripts.bench_display import run
-
-    return run(quick, root)
-
-
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
     "terminal": bench_terminal,
     "start": bench_start,
-    "display": bench_display,
     "display": bench_display,
     "sync": bench_sync,
     "pricing": bench_pricing,
