@@ -26,10 +26,9 @@ T = TypeVar("T")
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from daemon.ops import logfmt  # one logfmt line per event (#7)
+
+    logfmt.setup(getattr(logging, level.upper(), logging.INFO))
 
 
 def build_parser() -> argparse.ArgumentParser:

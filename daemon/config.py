@@ -66,6 +66,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
+    disk_reserve_mb: int = 64  # [state] reserve_mb: sales stop below this free
     epoch_max_s: int = 3600
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
     terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
@@ -160,6 +161,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     http.check_unknown()
     state = _Section("state", data.get("state", {}))
     state_dir = base_dir / Path(state.get("dir", str, "/var/lib/stallbox"))
+    reserve_mb = state.int_range("reserve_mb", 0, 1024 * 1024, 64)
     state.check_unknown()
     printer = _parse_printer(data.get("printer"))
     sync = _Section("sync", data.get("sync", {}))
@@ -180,7 +182,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
-                  pairing_code_ttl_s=code_ttl, source=source, discovery=discovery,
+                  pairing_code_ttl_s=code_ttl, source=source,
+                  disk_reserve_mb=reserve_mb, discovery=discovery,
                   terminal=terminal, epoch_max_s=epoch_max_s)
 
 

@@ -10,6 +10,9 @@ reprinted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -18,10 +21,15 @@ from daemon.journal.store import Tx
 from daemon.runtime import Stallbox
 from daemon.sales.queries import receipt_record
 from daemon.sales.service import receipt_from_record
-from device.printer.link import PrinterLink
+from device.printer.link import PrinterLink, StateCode
 from device.printer.worker import PrintJob, PrintWorker
 
+_LOG = logging.getLogger(__name__)
 _JOB_COLUMNS = "id, sale_id, reprint, automatic"
+# Status poll while idle (#7): a printer plugged in after start is opened within
+# this time; a missing one is asked less and less often, up to the maximum.
+PRESENCE_POLL_S = 5.0
+PRESENCE_POLL_MAX_S = 30.0
 
 
 def _job(conn: sqlite3.Connection, row: tuple[int, str, int, int]) -> PrintJob:
@@ -103,8 +111,29 @@ class JournalJobStore:
 class PrinterService:
     """What the rest of the daemon sees of the printer: wake it, read its state."""
 
-    def __init__(self, worker: PrintWorker) -> None:
+    def __init__(self, worker: PrintWorker, link: PrinterLink | None = None) -> None:
         self._worker = worker
+        self._link = link
+        self._watch: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the worker and the idle status poll."""
+        self._worker.start()
+        if self._link is not None:
+            self._watch = asyncio.create_task(self._poll(), name="printer-poll")
+
+    async def _poll(self) -> None:
+        """Ask the printer's status now and then; nothing is written for it."""
+        assert self._link is not None
+        delay, was_printable = PRESENCE_POLL_S, True
+        while True:
+            await asyncio.sleep(delay)
+            state = await self._link.query_status()
+            absent = state.code == StateCode.ABSENT
+            delay = min(PRESENCE_POLL_MAX_S, delay * 2) if absent else PRESENCE_POLL_S
+            if state.printable and not was_printable:
+                self._worker.notify()  # a job that waited for it may go now
+            was_printable = state.printable
 
     def wake(self) -> None:
         """Tell the worker a job was queued."""
@@ -118,6 +147,10 @@ class PrinterService:
 
     async def stop(self) -> None:
         """Finish the job on the wire and close the port."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         await self._worker.stop()
 
 
@@ -125,8 +158,8 @@ async def start_printing(box: Stallbox) -> PrinterService | None:
     """Start the print worker when a printer is configured."""
     if box.config.printer is None:
         return None
-    worker = PrintWorker(JournalJobStore(box), PrinterLink(box.config.printer))
-    service = PrinterService(worker)
+    link = PrinterLink(box.config.printer)
+    service = PrinterService(PrintWorker(JournalJobStore(box), link), link)
     box.printer = service
-    worker.start()
+    service.start()
     return service

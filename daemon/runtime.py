@@ -47,6 +47,8 @@ class Stallbox:
         self.health = Health(started_monotonic=time.monotonic())
         self.printer: Any = None  # set by daemon.printing when a printer is configured
         self.sync: Any = None  # set by sync.service when [sync] url is configured
+        # Each raises to refuse new sales, e.g. below the disk reserve (#7).
+        self.guards: list[Callable[[], None]] = []
         self.live: Any = None  # daemon.live.LiveSelling, set when the app starts
         # Called on the loop once a catalog import is durable (display, #8).
         self.catalog_listeners: list[Callable[[], None]] = []
@@ -96,6 +98,8 @@ class Stallbox:
             if self.health.integrity not in ("ok", "checking"):
                 raise FatalError("journal damaged: " + self.health.integrity)
             raise RetryLaterError("the daemon is shutting down")
+        for guard in self.guards:
+            guard()
 
     async def sell(self, request: SaleRequest) -> SaleOutcome:
         """Journal a cash sale and wake the printer."""

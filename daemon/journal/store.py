@@ -40,13 +40,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.errors import FatalError, RetryLaterError, StallboxError
 from daemon.journal.canonical import GENESIS_HASH, canonical_bytes, chain_hash
+from daemon.ops.clock import corrected_utc
 
 if TYPE_CHECKING:
     from daemon.keys.signer import JournalSigner
@@ -153,7 +153,8 @@ class _Request:
 
 def utc_now() -> str:
     """Return the current UTC time as an ISO 8601 string with microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    # corrected_utc: the kernel clock plus a manager's correction, if any (#7)
+    return corrected_utc().isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def open_connection(path: Path) -> sqlite3.Connection:

@@ -37,6 +37,7 @@ from daemon.config import StallConfig
 from daemon.errors import NotFoundError
 from daemon.journal.canonical import canonical_bytes
 from daemon.journal.store import Tx
+from daemon.ops.clock import CLOCK
 from daemon.sales.checkout import Order, PricedSale, Product, price_order
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
 from daemon.sales.settings import BillingSettings
@@ -108,6 +109,8 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
     priced = price_order(request.order(), products, stall, billing)
     sale_id = secrets.token_hex(8)
     data = {**event_body(sale_id, request, priced, stall, billing), **part}
+    if CLOCK.unsynced():  # the time on this sale may be wrong (#7)
+        data["clock_synced"] = False
     event = tx.append("sale.completed", data)
     record = receipt_record(data, event.seq, priced.carbon)
     record["excerpt"] = sale_excerpt(tx, stall.stall_id, event)

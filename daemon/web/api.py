@@ -144,26 +144,6 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(build_openapi(request.app.router))
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    health = request.app[STALLBOX].healthz()
-    return web.json_response(health, status=200 if health["status"] == "ok" else 503)
-
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    health = request.app[STALLBOX].healthz()
-    lines = [
-        "# TYPE stallbox_journal_seq gauge",
-        f"stallbox_journal_seq {health['journal_seq']}",
-        "# TYPE stallbox_up gauge",
-        f"stallbox_up {1 if health['status'] == 'ok' else 0}",
-        "# TYPE stallbox_printer_ready gauge",
-        f"stallbox_printer_ready {int(health['printer'].get('state') == 'ready')}",
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
 def _int_param(request: web.Request, name: str, default: int | None, low: int,
                high: int) -> int | None:
     raw = request.query.get(name)

@@ -14,6 +14,7 @@ from daemon.config import Config
 from daemon.display import web as display_web
 from daemon.errors import StallboxError
 from daemon.live import web as live_web
+from daemon.ops import web as ops_web
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
 from daemon.web import api, api_billing, api_payments, api_sync, pages
@@ -94,6 +95,7 @@ def create_app(config: Config) -> web.Application:
     trust_routes.setup(app)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)
+    ops_web.install(app)  # /healthz, /metrics, /clock, disk reserve (#7)
     app.cleanup_ctx.append(_lifecycle)
     api_payments.setup(app)  # card API, pages and terminal (#3)
     live_web.install(app)  # live selling before the display that shows it (#8)

@@ -39,8 +39,9 @@ PRINTER_WORDS: dict[str, tuple[str, str, str]] = {
     "cover_open": ("Printer cover open", "bad", "Close the printer cover."),
     "stalled": ("Printer not answering", "bad",
                 "Switch the printer off and on again."),
-    "absent": ("Printer not connected", "bad",
-               "Check the printer's cable and that it is switched on."),
+    "absent": ("Printer not connected: waiting for device", "bad",
+               "Check the printer's cable and that it is switched on."
+               " It is used as soon as it is back."),
     "disconnected": ("Printer not connected", "bad",
                      "Check the printer's cable and that it is switched on."),
     "misconfigured": ("Printer link misconfigured", "bad",

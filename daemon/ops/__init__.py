@@ -1,0 +1,1 @@
+"""Operations: health, metrics, clock state, disk reserve (issue 7)."""
