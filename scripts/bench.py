@@ -17,15 +17,18 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +354,7 @@ def bench_trust(quick: bool, root: Path) -> list[Figure]:
     """Signing cost per event next to SHA-256; `stallbox verify` on a big journal."""
     from daemon.cli import main as cli_main
 
-    sales = 100_000 if quick else 1_000_000
+    sales = 20_000 if quick else 1_000_000
     figures = _trust_costs(5_000 if quick else 20_000)
     state = root / "trust"
     events = asyncio.run(_build_journal(state, sales))
@@ -403,9 +406,25 @@ def bench_terminal(quick: bool, root: Path) -> list[Figure]:
     return figures(quick, root, commit_ms)
 
 
+def bench_printer(quick: bool, root: Path) -> list[Figure]:
+    """Receipt bytes/s through PrinterLink into the paced simulated printer."""
+    from scripts.bench_printer import run
+
+    return run(quick, Figure)
+
+
+def bench_latency(quick: bool, root: Path) -> list[Figure]:
+    """Cash sale p50/p90/p99 at 1 to 40 tablets; writes docs/bench-latency.svg."""
+    from scripts.bench_latency import run
+
+    return run(quick, root, Figure)
+
+
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "sale": bench_sale,
+    "latency": bench_latency,
     "terminal": bench_terminal,
+    "printer": bench_printer,
     "start": bench_start,
     "display": bench_display,
     "sync": bench_sync,
@@ -425,33 +444,121 @@ def main() -> int:
                         help="also replace the README's performance table")
     args = parser.parse_args()
     names = args.names or list(BENCHMARKS)
-    figures: list[Figure] = []
+    outcomes: list[Outcome] = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="stallbox-bench-", dir=REPO) as tmp:
         for name in names:
             print(f"running {name} …", file=sys.stderr)
-            figures += BENCHMARKS[name](args.quick, Path(tmp))
-    report(figures, args)
-    return 0
+            outcomes.append(run_one(name, args.quick, Path(tmp)))
+            print(f"  {name}: {outcomes[-1].seconds:.1f} s", file=sys.stderr)
+    report(outcomes, args, names, time.perf_counter() - start)
+    return 1 if any(o.error for o in outcomes) else 0
 
 
-def report(figures: list[Figure], args: argparse.Namespace) -> None:
-    """Print the table and write the JSON and Markdown files."""
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python " \
-              f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
-    lines = [f"Measured {when} on {machine} with `{command}`.", "",
+# A benchmark that overruns is stopped, so `--quick` stays within its 3 minutes.
+QUICK_LIMIT_S = 90.0
+FULL_LIMIT_S = 3600.0
+STOP_GRACE_S = 20.0
+
+
+@dataclass
+class Outcome:
+    """What one benchmark produced: its figures and wall time, or its error."""
+
+    name: str
+    seconds: float
+    figures: list[Figure]
+    error: str = ""
+
+
+def _child(name: str, quick: bool, root: Path, out: Any) -> None:
+    """Run one benchmark in a forked process and send back its figures."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped: over its time limit"))
+    try:
+        figures = BENCHMARKS[name](quick, root)
+        out.send(("ok", [asdict(f) for f in figures]))
+    except BaseException as err:  # report any failure, including SystemExit
+        traceback.print_exc()
+        out.send(("error", f"{type(err).__name__}: {err}"[:300]))
+
+
+def run_one(name: str, quick: bool, root: Path) -> Outcome:
+    """Run a benchmark in its own process, within its time limit."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    limit_s = QUICK_LIMIT_S if quick else FULL_LIMIT_S
+    start = time.perf_counter()
+    proc = ctx.Process(target=_child, args=(name, quick, root, send))
+    proc.start()
+    send.close()
+    result = ("error", f"no result within the {limit_s:.0f} s limit")
+    if wait([receive, proc.sentinel], timeout=limit_s):
+        result = receive.recv() if receive.poll() else ("error", "process died")
+    elif proc.is_alive():
+        proc.terminate()  # SIGTERM: the benchmark's cleanup still runs
+        if receive.poll(STOP_GRACE_S):
+            receive.recv()
+    proc.join(STOP_GRACE_S)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    seconds = time.perf_counter() - start
+    if result[0] == "ok":
+        return Outcome(name, seconds, [Figure(**f) for f in result[1]])
+    return Outcome(name, seconds, [], result[1])
+
+
+def machine_summary() -> str:
+    """Describe the machine: architecture, cores, Python and SQLite versions."""
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+
+
+def now_utc() -> str:
+    """Return the current UTC time to the minute, as the report prints it."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command_line(names: list[str], quick: bool) -> str:
+    """Return the command that reproduces this run."""
+    subset = names if names != list(BENCHMARKS) else []
+    return " ".join(["python scripts/bench.py", *(["--quick"] if quick else []),
+                     *subset])
+
+
+def markdown(outcomes: list[Outcome], when: str, command: str, wall_s: float) -> str:
+    """Return the Markdown report: header, table, times, failures, plot link."""
+    lines = [f"Measured {when} on {machine_summary()} with `{command}` "
+             f"({wall_s:.0f} s wall time).", "",
              "| figure | value | floor (same run) | ratio | target |",
-             "|---|---|---|---|---|", *(f.row() for f in figures)]
-    table = "\n".join(lines)
+             "|---|---|---|---|---|",
+             *(f.row() for o in outcomes for f in o.figures), "",
+             "Wall time per benchmark: "
+             + ", ".join(f"{o.name} {o.seconds:.1f} s" for o in outcomes) + "."]
+    lines += [f"\n**{o.name} failed:** {o.error}" for o in outcomes if o.error]
+    if any(o.name == "latency" and not o.error for o in outcomes):
+        lines += ["", "![Cash sale latency percentiles versus concurrent tablets]"
+                  "(docs/bench-latency.svg)"]
+    return "\n".join(lines)
+
+
+def report(outcomes: list[Outcome], args: argparse.Namespace, names: list[str],
+           wall_s: float) -> None:
+    """Print the table and write the JSON and Markdown files."""
+    when, command = now_utc(), command_line(names, args.quick)
+    table = markdown(outcomes, when, command, wall_s)
     print(table)
     args.markdown.write_text(table + "\n", encoding="utf-8")
     if args.readme:
         _update_readme(table)
     args.json.write_text(json.dumps({
-        "measured_at": when, "machine": machine, "command": command,
-        "figures": [{**asdict(f), "ratio": f.ratio} for f in figures],
-    }, indent=2), encoding="utf-8")
+        "measured_at": when, "machine": machine_summary(), "command": command,
+        "wall_s": round(wall_s, 1),
+        "benchmarks": [{"name": o.name, "seconds": round(o.seconds, 1),
+                        "error": o.error or None} for o in outcomes],
+        "figures": [{**asdict(f), "ratio": f.ratio, "benchmark": o.name}
+                    for o in outcomes for f in o.figures],
+    }, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 README_START = "<!-- bench:start -->"
