@@ -16,9 +16,11 @@ from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterS
 
 if TYPE_CHECKING:
     from daemon.payments.settings import TerminalConfig
+    from daemon.sales.settings import BillingSettings
 
 MAX_CONFIG_BYTES = 256 * 1024
 CODEPAGES = ("cp858", "cp437", "cp850", "cp852", "cp1252", "cp866")
+BILLING_SECTIONS = ("cash", "packaging", "carbon", "contribution")
 DEFAULT_RATES = {
     "standard": ("A", 1900, "19 %"),
     "reduced": ("B", 700, "7 %"),
@@ -67,9 +69,10 @@ class Config:
     pairing_code_ttl_s: int = 600
     source: str = "<defaults>"
     disk_reserve_mb: int = 64  # [state] reserve_mb: sales stop below this free
-    epoch_max_s: int = 3600
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
+    epoch_max_s: int = 3600
     terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
+    billing: BillingSettings = field(default_factory=lambda: _default_billing())
 
 
 class _Section:
@@ -148,7 +151,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                  source: str = "<dict>") -> Config:
     """Check a config already parsed from TOML."""
     known = {"stall", "http", "state", "printer", "sync", "tax", "pairing", "keys",
-             "discovery", "terminal"}
+             "terminal",
+             "discovery",
+             *BILLING_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(key, "is not a known section")
@@ -176,6 +181,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     epoch_max_s = keys.int_range("epoch_max_s", 60, 86400, 3600)
     keys.check_unknown()
     discovery = _parse_discovery(_Section("discovery", data.get("discovery", {})))
+    from daemon.sales.settings import parse_billing  # imports this module
+
+    billing = parse_billing(data, stall.currency, base_dir)
     from daemon.payments.settings import parse_terminal  # imports this module
 
     terminal = parse_terminal(data.get("terminal"), stall.currency)
@@ -183,8 +191,16 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
                   pairing_code_ttl_s=code_ttl, source=source,
-                  disk_reserve_mb=reserve_mb, discovery=discovery,
-                  terminal=terminal, epoch_max_s=epoch_max_s)
+                  disk_reserve_mb=reserve_mb, billing=billing,
+                  discovery=discovery,
+                  epoch_max_s=epoch_max_s, terminal=terminal)
+
+
+def _default_billing() -> BillingSettings:
+    """Return the billing settings of an empty config (no rounding, no fees)."""
+    from daemon.sales.settings import parse_billing
+
+    return parse_billing({}, Currency.of("EUR"), Path("."))
 
 
 def _parse_stall(sec: _Section, tax: _Section) -> StallConfig:
