@@ -354,7 +354,7 @@ def bench_trust(quick: bool, root: Path) -> list[Figure]:
     """Signing cost per event next to SHA-256; `stallbox verify` on a big journal."""
     from daemon.cli import main as cli_main
 
-    sales = 20_000 if quick else 1_000_000
+    sales = 10_000 if quick else 1_000_000
     figures = _trust_costs(5_000 if quick else 20_000)
     state = root / "trust"
     events = asyncio.run(_build_journal(state, sales))
