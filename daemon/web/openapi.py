@@ -9,6 +9,7 @@ from aiohttp import web
 
 from daemon import __version__
 
+LIVE_EVENTS = "/api/v1/live/events"
 PROBLEM = {"application/problem+json": {"schema": {"type": "object", "properties": {
     "type": {"type": "string"}, "title": {"type": "string"},
     "status": {"type": "integer"}, "detail": {"type": "string"},
@@ -16,6 +17,7 @@ PROBLEM = {"application/problem+json": {"schema": {"type": "object", "properties
 
 
 def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
+    from daemon.live.events import SPECS as LIVE_SPECS
     from daemon.web.api import PAIR_BODY, SALE_BODY
     from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
 
@@ -24,6 +26,8 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/sales"): _json(SALE_BODY.openapi()),
         ("POST", "/api/v1/sales/{id}/refunds"): _json(REFUND_BODY.openapi()),
         ("POST", "/api/v1/shifts/close"): _json(SHIFT_CLOSE_BODY.openapi()),
+        ("POST", LIVE_EVENTS): _json(
+            {"oneOf": [spec.openapi() for spec in LIVE_SPECS.values()]}),
         ("POST", "/api/v1/catalog/import"): {
             "text/csv": {"schema": {"type": "string"}}},
     }
@@ -56,11 +60,15 @@ def build_openapi(router: web.UrlDispatcher) -> dict[str, Any]:
                                         "content": bodies[(route.method, path)]}
         public = path in ("/api/v1/pair", "/healthz")
         operation["security"] = [] if public else [{"bearer": []}]
+        if path == LIVE_EVENTS:  # HMAC of the body instead of a token (#8)
+            operation["security"] = [{"signature": []}]
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "Stallbox", "version": __version__},
-        "components": {"securitySchemes": {"bearer": {"type": "http",
-                                                      "scheme": "bearer"}}},
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "signature": {"type": "apiKey", "in": "header",
+                          "name": "Stallbox-Signature"}}},
         "paths": paths,
     }
