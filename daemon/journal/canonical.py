@@ -13,23 +13,34 @@ def _refuse_float(value: str) -> Any:
     raise ValueError(f"floats are not allowed in journal bodies: {value}")
 
 
+# One encoder for every call: json.dumps with keyword arguments builds a new
+# encoder per call, a measurable share of a sale's cost in the writer thread.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
+                            ensure_ascii=False, allow_nan=False)
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Encode sorted, compact, UTF-8 JSON; refuse floats so money stays exact."""
-    _check_no_float(value)
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    found = _find_float(value)
+    if found is not None:
+        raise TypeError(f"float {found!r} in a journal body; use integer minor "
+                        "units")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
-def _check_no_float(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError(f"float {value!r} in a journal body; use integer minor units")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_no_float(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_no_float(item)
+def _find_float(value: Any) -> float | None:
+    """Return the first float nested in value, or None (a loop, not recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float or isinstance(item, float):
+            return float(item)
+    return None
 
 
 # One decoder for every call: json.loads with keyword arguments builds a new
