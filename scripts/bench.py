@@ -420,7 +420,23 @@ def bench_latency(quick: bool, root: Path) -> list[Figure]:
     return run(quick, root, Figure)
 
 
+def bench_market_day(quick: bool, root: Path) -> list[Figure]:
+    """Bytes a real daemon writes per simulated market day (#7)."""
+    from scripts.bench_ops import market_day
+
+    return market_day(quick, root, Figure)
+
+
+def bench_appliance(quick: bool, root: Path) -> list[Figure]:
+    """Start to READY on a 1 M-sale journal; RSS after an hour of trading (#7)."""
+    from scripts.bench_ops import start_and_memory
+
+    return start_and_memory(quick, root, Figure)
+
+
 BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
+    "market_day": bench_market_day,
+    "appliance": bench_appliance,
     "sale": bench_sale,
     "latency": bench_latency,
     "terminal": bench_terminal,

@@ -28,6 +28,15 @@ def canonical_bytes(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
+def compact_bytes(value: Any) -> bytes:
+    """Encode a read-model blob (never hashed): compact UTF-8 JSON, keys as given."""
+    return _COMPACT.encode(value).encode("utf-8")
+
+
 def _find_float(value: Any) -> float | None:
     """Return the first float nested in value, or None (a loop, not recursion)."""
     stack = [value]

@@ -35,7 +35,7 @@ from daemon.billing.rounding import round_fraction
 from daemon.billing.tenders import Tender
 from daemon.config import StallConfig
 from daemon.errors import NotFoundError
-from daemon.journal.canonical import canonical_bytes
+from daemon.journal.canonical import compact_bytes
 from daemon.journal.store import Tx
 from daemon.ops.clock import CLOCK
 from daemon.sales.checkout import Order, PricedSale, Product, price_order
@@ -126,7 +126,7 @@ def _write_read_models(tx: Tx, data: dict[str, Any], seq: int, ts: str,
         "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
         " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, 'completed', ?)",
         (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
-         data["currency"], canonical_bytes(record)))
+         data["currency"], compact_bytes(record)))
     tx.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
         " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
