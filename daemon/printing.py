@@ -20,6 +20,7 @@ from typing import Any
 from daemon.journal.store import Tx
 from daemon.runtime import Stallbox
 from daemon.sales.queries import receipt_record
+from daemon.sales.refunds import load_refund, refund_slip
 from daemon.sales.service import receipt_from_record
 from device.printer.link import PrinterLink, StateCode
 from device.printer.worker import PrintJob, PrintWorker
@@ -34,7 +35,13 @@ PRESENCE_POLL_MAX_S = 30.0
 
 def _job(conn: sqlite3.Connection, row: tuple[int, str, int, int]) -> PrintJob:
     job_id, sale_id, reprint, automatic = row
-    receipt = receipt_from_record(receipt_record(conn, sale_id), reprint=bool(reprint))
+    refund = conn.execute("SELECT refund_id FROM print_job_refunds WHERE job_id = ?",
+                          (job_id,)).fetchone()
+    if refund is not None:  # a refund slip rather than the sale's receipt
+        receipt = refund_slip(load_refund(conn, refund[0]), reprint=bool(reprint))
+    else:
+        receipt = receipt_from_record(receipt_record(conn, sale_id),
+                                      reprint=bool(reprint))
     return PrintJob(job_id, receipt, reprint=bool(reprint), automatic=bool(automatic))
 
 

@@ -50,6 +50,7 @@ class Stallbox:
         # Each raises to refuse new sales, e.g. below the disk reserve (#7).
         self.guards: list[Callable[[], None]] = []
         self.live: Any = None  # daemon.live.LiveSelling, set when the app starts
+        self.terminal: Any = None  # daemon.payments.service, when [terminal] is set
         # Called on the loop once a catalog import is durable (display, #8).
         self.catalog_listeners: list[Callable[[], None]] = []
         self._check_task: asyncio.Task[None] | None = None

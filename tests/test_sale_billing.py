@@ -16,7 +16,7 @@ from daemon.config import Config
 from daemon.journal.canonical import canonical_bytes
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
-from tests.conftest import auth, make_config, pair
+from tests.conftest import auth, make_config, page_headers, pair
 
 CATALOG = (
     "sku,name,price,tax_class,category,weight_g,packaging,carbon_factor,gift_card\n"
@@ -112,14 +112,16 @@ async def test_split_voucher_and_cash_rounds_only_the_cash(
     assert "Voucher ...0042" in text
 
 
-async def test_card_in_a_split_waits_for_the_terminal(
+async def test_card_in_a_split_needs_the_terminal(
         chf: tuple[TestClient, str]) -> None:
     split = {"method": "split", "tenders": [
         {"method": "card", "amount_minor": 500, "ref": "x"},
         {"method": "cash", "tendered_minor": 100}]}
     problem = await sell(chf, body([("SEIFE", 1)], split), 422)
-    assert problem["field"] == "payment.tenders[0].method"
-    assert "#3" in problem["detail"]
+    assert problem["field"] == "payment.tenders[0].ref"  # the terminal's to say
+    del split["tenders"][0]["ref"]
+    problem = await sell(chf, body([("SEIFE", 1)], split), 404)
+    assert "[terminal]" in problem["detail"]  # tests/test_card_split.py: with one
 
 
 async def test_packaging_fee_deposit_credit_and_return_are_lines(
@@ -241,7 +243,7 @@ async def test_bad_billing_fields_get_422_naming_the_field(
 async def test_till_shows_fees_and_takes_the_rounded_cash(
         chf: tuple[TestClient, str]) -> None:
     client, token = chf
-    cookie = {"Cookie": f"stallbox_token={token}"}
+    cookie = page_headers(token)
     await client.post("/till/cart", data={"action": "add", "sku": "KAFFEE"},
                       headers=cookie, allow_redirects=False)
     page = await (await client.get("/till", headers=cookie)).text()

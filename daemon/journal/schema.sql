@@ -260,3 +260,36 @@ CREATE TABLE IF NOT EXISTS display_stats (
     conversions INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (slot, hour, cohort)
 );
+
+-- Card refunds and reversals (issues 3 and 4, daemon/payments/card_refund.py):
+-- journaled before the terminal is asked, like payment intents; the refund's
+-- units stay reserved in refund_lines while it is pending or unknown.
+-- pending -> approved | declined | aborted | unknown; unknown -> approved |
+-- declined by refund.resolved.
+CREATE TABLE IF NOT EXISTS refund_intents (
+    id           TEXT PRIMARY KEY,
+    refund_id    TEXT    NOT NULL REFERENCES refunds (id),
+    sale_id      TEXT    NOT NULL,
+    terminal     TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,  -- 'refund' (06 31) or 'reversal' (06 30)
+    amount_minor INTEGER NOT NULL,
+    currency     TEXT    NOT NULL,
+    payment_id   TEXT    NOT NULL,  -- the payment intent paid back
+    status       TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    seq          INTEGER NOT NULL,
+    updated_seq  INTEGER NOT NULL,
+    result       BLOB    NOT NULL DEFAULT '{}',
+    print_lines  BLOB    NOT NULL DEFAULT '[]',
+    resolved_by  TEXT    NOT NULL DEFAULT '',
+    eod_seq      INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS refund_intents_in_flight
+    ON refund_intents (terminal) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS refund_intents_refund ON refund_intents (refund_id);
+
+-- A print job that prints a refund slip instead of its sale's receipt.
+CREATE TABLE IF NOT EXISTS print_job_refunds (
+    job_id    INTEGER PRIMARY KEY REFERENCES print_jobs (id),
+    refund_id TEXT    NOT NULL REFERENCES refunds (id)
+);

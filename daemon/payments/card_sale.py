@@ -8,7 +8,13 @@ first ``payment.intent_created`` in one transaction;
 then, in the transaction that journals the approval, ``sale.completed`` with
 the whole sale body (so downstream sees one completed sale, as for cash), the
 row moved to that event's seq and the receipt queued. A declined or aborted
-attempt leaves the sale pending for another attempt or ``sale.cancelled``.
+attempt leaves the sale pending for another attempt, the rest in cash
+(``pay_rest_in_cash``) or ``sale.cancelled``.
+
+In a split (card + cash, card + voucher) the card pays its exact amount and
+cash the rest, rounded by the stall's rule (``tenders.settle``); every tender
+of the sale stays ``pending`` until the card part is approved, so the drawer
+and the Z report count the cash only with the completed sale.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from datetime import datetime
 from typing import Any
 
 from daemon.billing import tenders
+from daemon.billing.cash import CashRounding
 from daemon.config import StallConfig
 from daemon.errors import ConflictError, InputError, NotFoundError
 from daemon.journal.canonical import canonical_bytes, parse_canonical
 from daemon.journal.store import Tx
-from daemon.money import MAX_AMOUNT_MINOR
+from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
 from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import SaleRequest, event_body, read_products, receipt_record
@@ -71,16 +78,22 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
     event = tx.append("sale.pending", data)
     _insert_sale(tx, data, event.seq, event.ts,
                  receipt_record(data, event.seq, priced.carbon))
-    total = data["total_minor"]
-    intent_id = intents.create_intent(tx, sale_id, sale.client_ref, total,
+    card = card_minor(data["payments"])
+    intent_id = intents.create_intent(tx, sale_id, sale.client_ref, card,
                                       stall.currency.code, request.terminal)
-    return CardSaleOutcome(True, sale_id, intent_id, total)
+    return CardSaleOutcome(True, sale_id, intent_id, card)
+
+
+def card_minor(payments: Sequence[dict[str, Any]]) -> int:
+    """Return the amount of a sale's card tender."""
+    return next(p["amount_minor"] for p in payments if p["method"] == "card")
 
 
 def new_attempt(tx: Tx, sale_id: str, terminal: str) -> tuple[str, int]:
     """Journal another attempt for a pending sale whose last one charged nothing."""
-    row = tx.execute("SELECT status, client_ref, total_minor, currency FROM sales"
-                     " WHERE id = ?", (sale_id,)).fetchone()
+    row = tx.execute("SELECT s.status, s.client_ref, p.amount_minor, s.currency"
+                     " FROM sales s JOIN payments p ON p.sale_id = s.id AND"
+                     " p.method = 'card' WHERE s.id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id[:40]!r}")
     if row[0] != "pending":
@@ -130,6 +143,54 @@ def cancel_sale(tx: Tx, sale_id: str, by: str) -> None:
     tx.execute("UPDATE sales SET status = 'cancelled' WHERE id = ?", (sale_id,))
 
 
+def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
+                     by: str) -> dict[str, Any]:
+    """Complete a pending sale whose card was refused: cash pays the card's part."""
+    row = tx.execute("SELECT seq, receipt, status FROM sales WHERE id = ?",
+                     (sale_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no sale {sale_id[:40]!r}")
+    latest = intents.latest_for_sale(tx.conn, sale_id)
+    if row[2] != "pending" or latest is None:
+        raise ConflictError(f"sale {sale_id} is {row[2]}, not a card sale waiting "
+                            "for its payment")
+    if latest["outcome"] not in ("declined", "aborted"):
+        raise ConflictError(f"its card payment is {latest['outcome']}: settle it "
+                            "first, so the customer is never charged twice")
+    pending = tx.execute("SELECT body FROM events WHERE seq = ?", (row[0],))
+    data = dict(parse_canonical(bytes(pending.fetchone()[0]))["data"])
+    data.update(_cash_settlement(data, tendered_minor), local_time=_local_time())
+    data["replaced_card"] = {"intent_id": latest["id"], "by": by}
+    event = tx.append("sale.completed", data)
+    record = {**json.loads(row[1]), "seq": event.seq, "local_time": data["local_time"],
+              **{k: data[k] for k in ("payments", "change_minor", "rounding_minor")}}
+    tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
+               " receipt = ? WHERE id = ?",
+               (event.seq, event.ts, canonical_bytes(record), sale_id))
+    tx.execute("DELETE FROM payments WHERE sale_id = ?", (sale_id,))
+    _insert_payments(tx, data, event.seq, "approved")
+    tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
+               " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
+    return data
+
+
+def _cash_settlement(data: dict[str, Any], tendered_minor: int) -> dict[str, Any]:
+    """Settle the sale again with its other tenders and cash for the rest."""
+    kept = [tenders.Tender(p["method"], p["amount_minor"], p.get("ref", ""))
+            for p in data["payments"] if p["method"] not in ("card", "cash")]
+    step, mode = data["cash_rounding"]
+    paid = tenders.settle(data["total_minor"],
+                          (*kept, tenders.Tender("cash", tendered_minor)),
+                          rule=CashRounding(step, mode),
+                          currency=Currency.of(data["currency"]))
+    payments = [{"method": p.method, "amount_minor": p.amount_minor,
+                 "tendered_minor": paid.cash_tendered_minor if p.method == "cash"
+                 else p.amount_minor, "ref": p.ref, "status": "approved"}
+                for p in paid.payments]
+    return {"payments": payments, "change_minor": paid.change_minor,
+            "rounding_minor": paid.rounding_minor}
+
+
 def _follow(tx: Tx, intent: dict[str, Any], outcome: str,
             print_terminal_lines: bool) -> None:
     """Complete the sale on approval; else mirror the outcome on its payment row."""
@@ -161,8 +222,8 @@ def _complete(tx: Tx, intent: dict[str, Any], print_terminal_lines: bool) -> Non
     tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
                " receipt = ? WHERE id = ?",
                (event.seq, event.ts, canonical_bytes(record), sale_id))
-    tx.execute("UPDATE payments SET status = 'approved', seq = ? WHERE sale_id = ?"
-               " AND method = 'card'", (event.seq, sale_id))
+    tx.execute("UPDATE payments SET status = 'approved', seq = ? WHERE sale_id = ?",
+               (event.seq, sale_id))
     tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
                " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
 
@@ -180,8 +241,10 @@ def billing_of(config: object) -> BillingSettings:
 
 def price_for_card(tx: Tx, sale: SaleRequest, stall: StallConfig,
                    billing: BillingSettings) -> PricedSale:
-    """Price the order as a cash sale would be, then settle it all by card."""
+    """Price the order as a cash sale would be; settle by card, or by its split."""
     products = read_products(tx.conn, [sku for sku, _ in sale.lines])
+    if any(t.method == "card" for t in sale.tenders):
+        return price_order(sale.order(), products, stall, billing)
     probe = replace(sale, tenders=(tenders.Tender("cash", MAX_AMOUNT_MINOR),))
     priced = price_order(probe.order(), products, stall, billing)
     total = priced.settlement.total_minor
@@ -206,10 +269,16 @@ def _insert_sale(tx: Tx, data: dict[str, Any], seq: int, ts: str,
         " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
           ln["amount_minor"], ln["tax_code"]) for n, ln in enumerate(data["lines"], 1)])
+    _insert_payments(tx, data, seq, "pending")
+
+
+def _insert_payments(tx: Tx, data: dict[str, Any], seq: int, status: str) -> None:
+    """Insert the sale's payment rows; cash carries the change given."""
     tx.executemany(
         "INSERT INTO payments (sale_id, method, amount_minor, tendered_minor,"
-        " change_minor, status, seq) VALUES (?, ?, ?, ?, 0, 'pending', ?)",
-        [(sale_id, p["method"], p["amount_minor"], p["tendered_minor"], seq)
+        " change_minor, status, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(data["id"], p["method"], p["amount_minor"], p["tendered_minor"],
+          data["change_minor"] if p["method"] == "cash" else 0, status, seq)
          for p in data["payments"]])
 
 

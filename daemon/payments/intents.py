@@ -75,7 +75,9 @@ def stored_result(result: PaymentResult) -> dict[str, Any]:
 def check_terminal_free(tx: Tx, terminal: str) -> None:
     """Refuse a new attempt while another one is in flight on this terminal."""
     row = tx.execute("SELECT sale_id FROM payment_intents WHERE terminal = ?"
-                     " AND status = 'pending'", (terminal,)).fetchone()
+                     " AND status = 'pending' UNION ALL SELECT sale_id FROM"
+                     " refund_intents WHERE terminal = ? AND status = 'pending'",
+                     (terminal, terminal)).fetchone()
     if row is not None:
         raise ConflictError(f"the card terminal is busy with sale {row[0]}; "
                             "finish or cancel that payment first")
@@ -138,7 +140,7 @@ def intent_dict(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     """Shape a payment_intents row as the API shows it."""
     result = json.loads(row[10])
     outcome = row[6]
-    return {"id": row[0], "sale_id": row[1], "attempt": row[2],
+    return {"id": row[0], "type": "payment", "sale_id": row[1], "attempt": row[2],
             "terminal": row[3], "amount_minor": row[4], "currency": row[5],
             "status": API_STATUS[outcome], "outcome": outcome,
             "created_at": row[7], "seq": row[8], "updated_seq": row[9],
@@ -174,7 +176,10 @@ def with_outcome(conn: Any, outcome: str) -> list[dict[str, Any]]:
 def booked_numbers(conn: Any, terminal: str) -> set[tuple[str, int]]:
     """Return the (kind, number) receipt and trace numbers already on intents."""
     rows = conn.execute("SELECT result FROM payment_intents WHERE terminal = ?"
-                        " AND status IN ('approved', 'declined')", (terminal,))
+                        " AND status IN ('approved', 'declined') UNION ALL"
+                        " SELECT result FROM refund_intents WHERE terminal = ?"
+                        " AND status IN ('approved', 'declined')",
+                        (terminal, terminal))
     seen: set[tuple[str, int]] = set()
     for (raw,) in rows:
         result = json.loads(raw)

@@ -1,9 +1,12 @@
 """End-of-day: the terminal's batch totals against the journal's card payments.
 
-The batch is every approved intent of the terminal not yet in an end-of-day.
-Totals are compared per card brand (count and sum); every difference, and
-every intent still unknown, is journaled as ``payment.reconciliation`` with
-the intents involved, next to the ``terminal.end_of_day`` event itself.
+The batch is every approved intent of the terminal not yet in an end-of-day:
+payments count one and add their amount, card refunds (06 31) count one and
+take theirs away, a reversal (06 30) takes its payment out again (count and
+amount). Totals are compared per card brand (count and sum); every
+difference, and every intent still unknown, is journaled as
+``payment.reconciliation`` with the intents involved, next to the
+``terminal.end_of_day`` event itself.
 """
 
 from __future__ import annotations
@@ -21,17 +24,27 @@ logger = logging.getLogger(__name__)
 UNKNOWN_BRAND = "unknown brand"
 
 
-def journal_batch(tx: Tx, terminal: str) -> list[tuple[str, str, int]]:
-    """Return (intent id, brand, amount) of the approved intents not yet closed."""
-    rows = tx.execute("SELECT id, result, amount_minor FROM payment_intents"
-                      " WHERE terminal = ? AND status = 'approved' AND eod_seq IS NULL"
-                      " ORDER BY seq", (terminal,)).fetchall()
+SIGNS = {"payment": (1, 1), "refund": (1, -1), "reversal": (-1, -1)}
+
+
+def journal_batch(tx: Tx, terminal: str) -> list[tuple[str, str, int, int]]:
+    """Return (intent id, brand, count, amount) of the approved intents not closed."""
+    rows = tx.execute(
+        "SELECT id, 'payment', result, amount_minor, seq, NULL FROM payment_intents"
+        " WHERE terminal = ? AND status = 'approved' AND eod_seq IS NULL UNION ALL"
+        " SELECT r.id, r.kind, r.result, r.amount_minor, r.seq, p.result FROM"
+        " refund_intents r JOIN payment_intents p ON p.id = r.payment_id WHERE"
+        " r.terminal = ? AND r.status = 'approved' AND r.eod_seq IS NULL"
+        " ORDER BY 5", (terminal, terminal)).fetchall()
     batch = []
-    for intent_id, raw, amount in rows:
+    for intent_id, kind, raw, amount, _seq, paid_raw in rows:
         result = json.loads(raw)
+        paid = json.loads(paid_raw) if paid_raw else {}
         booked = result.get("amount_minor")
-        batch.append((intent_id, result.get("brand") or UNKNOWN_BRAND,
-                      booked if isinstance(booked, int) else amount))
+        count, sign = SIGNS[kind]
+        brand = result.get("brand") or paid.get("brand") or UNKNOWN_BRAND
+        batch.append((intent_id, brand, count,
+                      sign * (booked if isinstance(booked, int) else amount)))
     return batch
 
 
@@ -62,20 +75,24 @@ def record_end_of_day(tx: Tx, terminal: str, result: EndOfDayResult,
                       by: str) -> dict[str, Any]:
     """Journal the end-of-day and any difference; close the batch."""
     batch = journal_batch(tx, terminal)
-    mine = per_brand([(brand, 1, amount) for _, brand, amount in batch])
+    mine = per_brand([row[1:] for row in batch])
     theirs = per_brand([(t.brand, t.count, t.amount_minor) for t in result.totals
                         if t.count or t.amount_minor])
     diff = differences(theirs, mine)
+    for row in diff:  # the transactions involved in each brand's difference
+        row["intents"] = [b[0] for b in batch if b[1] == row["brand"]]
     unknown = [row[0] for row in tx.execute(
-        "SELECT id FROM payment_intents WHERE terminal = ? AND status = 'unknown'",
-        (terminal,))]
+        "SELECT id FROM payment_intents WHERE terminal = ? AND status = 'unknown'"
+        " UNION ALL SELECT id FROM refund_intents WHERE terminal = ? AND"
+        " status = 'unknown'", (terminal, terminal))]
     report = {"terminal": terminal, "by": by, "total_minor": result.total_minor,
               "terminal_totals": _rows(theirs), "journal_totals": _rows(mine),
               "intents": [row[0] for row in batch], "differences": diff,
               "unknown": unknown}
     event = tx.append("terminal.end_of_day", report)
-    tx.executemany("UPDATE payment_intents SET eod_seq = ? WHERE id = ?",
-                   [(event.seq, row[0]) for row in batch])
+    for table in ("payment_intents", "refund_intents"):
+        tx.executemany(f"UPDATE {table} SET eod_seq = ? WHERE id = ?",
+                       [(event.seq, row[0]) for row in batch])
     if diff or unknown:
         tx.append("payment.reconciliation", {
             "terminal": terminal, "end_of_day_seq": event.seq, "differences": diff,

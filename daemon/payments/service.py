@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 from daemon.errors import ConflictError, NotFoundError, RetryLaterError
 from daemon.journal.store import Tx
-from daemon.payments import card_sale, intents, matching, reconcile
+from daemon.payments import card_refund, card_sale, intents, matching, reconcile
 from daemon.payments.card_sale import CardSaleOutcome, CardSaleRequest
 from daemon.payments.settings import TerminalConfig, build_driver
 from daemon.runtime import Stallbox
+from daemon.sales import refunds
+from daemon.sales.refunds import PlannedRefund, RefundOutcome, RefundRequest
 from device.terminal.base import (
     CommandRejected,
     LinkDown,
@@ -44,7 +46,7 @@ STOP_WAIT_S = 5.0  # how long shutdown waits for a payment to end by itself
 WATCH_HEARTBEAT_S = 15.0  # a watcher gets the state at least this often
 OUTCOMES = {PaymentStatus.APPROVED: "approved", PaymentStatus.DECLINED: "declined",
             PaymentStatus.ABORTED: "aborted", PaymentStatus.UNKNOWN: "unknown"}
-NOT_STARTED = (LinkDown, TerminalBusy, CommandRejected)
+NOT_STARTED = (LinkDown, TerminalBusy, CommandRejected, NotSupported)
 
 
 @dataclass(slots=True)
@@ -54,6 +56,8 @@ class _Flight:
     intent_id: str
     amount_minor: int
     currency: str
+    kind: str = "payment"  # or a card refund: "refund" (06 31), "reversal" (06 30)
+    receipt_no: int | None = None  # the payment a reversal cancels
     prompt: str = ""
     task: asyncio.Task[None] | None = None
 
@@ -64,6 +68,7 @@ class LinkState:
 
     state: str = "starting"  # starting, ready, busy, unreachable, error
     message: str = "not checked yet"
+    last_error: str = ""  # kept after recovery, for /healthz
     checked_monotonic: float = 0.0
     last_eod: dict[str, Any] | None = None
     watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = field(
@@ -92,7 +97,8 @@ class TerminalService:
     async def start(self) -> None:
         """Mark attempts a crash cut off as unknown, then watch the link."""
         cut_off = await self.box.reader.run(
-            lambda c: intents.with_outcome(c, "pending"))
+            lambda c: [*intents.with_outcome(c, "pending"),
+                       *card_refund.with_outcome(c, "pending")])
         for intent in cut_off:
             if intent["terminal"] == self.name:
                 await self._settle(intent["id"], "unknown", {
@@ -134,9 +140,39 @@ class TerminalService:
         self._launch(intent_id, amount_minor)
         return intent_id
 
-    def _launch(self, intent_id: str, amount_minor: int) -> None:
+    async def refund(self, sale_id: str, request: RefundRequest) -> RefundOutcome:
+        """Journal a refund; a card part is paid back through the terminal."""
+        self._check_accepting()
+        reversal_ok = self.config.protocol == "zvt"  # Concert V2 has no reversal
+
+        def card(tx: Tx, plan: PlannedRefund) -> RefundOutcome:
+            return card_refund.open_card_refund(tx, plan, self.name, reversal_ok)
+
+        outcome = await self.box.journal.transact(
+            lambda tx: refunds.create_refund(tx, sale_id, request, card))
+        part = outcome.refund.get("card")
+        if outcome.created and part:
+            receipt_no = await self._receipt_no(part["intent_id"])
+            self._launch(part["intent_id"], part["amount_minor"], part["kind"],
+                         receipt_no)
+        elif outcome.created and self.box.printer is not None:
+            self.box.printer.wake()
+        return outcome
+
+    async def _receipt_no(self, refund_intent_id: str) -> int | None:
+        """Return the receipt number of the payment a card refund pays back."""
+        def read(conn: Any) -> int | None:
+            refund = card_refund.get_intent(conn, refund_intent_id)
+            paid = intents.get_intent(conn, refund["payment_id"])
+            number = paid["result"].get("receipt_no")
+            return number if isinstance(number, int) else None
+
+        return await self.box.reader.run(read)
+
+    def _launch(self, intent_id: str, amount_minor: int, kind: str = "payment",
+                receipt_no: int | None = None) -> None:
         currency = self.box.config.stall.currency.code
-        flight = _Flight(intent_id, amount_minor, currency)
+        flight = _Flight(intent_id, amount_minor, currency, kind, receipt_no)
         self._flight = flight
         flight.task = asyncio.create_task(self._pay(flight), name=intent_id)
 
@@ -157,8 +193,7 @@ class TerminalService:
         """Ask the terminal; map every way it can end to an outcome."""
         on_prompt = self._prompt_handler(flight)
         try:
-            result = await self.driver.authorise(
-                flight.amount_minor, flight.currency, flight.intent_id, on_prompt)
+            result = await self._ask(flight, on_prompt)
         except NOT_STARTED as err:
             self._note_link_error(err)
             return "aborted", {"message": f"nothing was charged: {err}"}, []
@@ -171,6 +206,19 @@ class TerminalService:
         outcome = OUTCOMES[result.status]
         return outcome, intents.stored_result(result), list(result.print_lines)
 
+    async def _ask(self, flight: _Flight,
+                   on_prompt: Callable[[Prompt], None]) -> PaymentResult:
+        """Send the flight's command: authorisation, refund or reversal."""
+        if flight.kind == "refund":
+            return await self.driver.refund(flight.amount_minor, flight.currency,
+                                            on_prompt)
+        if flight.kind == "reversal" and flight.receipt_no is not None:
+            return await self.driver.reversal(flight.receipt_no, on_prompt)
+        if flight.kind == "reversal":
+            raise NotSupported("the payment has no receipt number to reverse")
+        return await self.driver.authorise(
+            flight.amount_minor, flight.currency, flight.intent_id, on_prompt)
+
     def _prompt_handler(self, flight: _Flight) -> Callable[[Prompt], None]:
         def on_prompt(prompt: Prompt) -> None:
             flight.prompt = prompt.text[:80]
@@ -181,9 +229,10 @@ class TerminalService:
     async def _settle(self, intent_id: str, outcome: str, result: dict[str, Any],
                       lines: list[str]) -> dict[str, Any]:
         printed = self.config.print_receipt
-        intent = await self._transact(lambda tx: card_sale.settle(
+        flow = card_refund if card_refund.is_refund_intent(intent_id) else card_sale
+        intent = await self._transact(lambda tx: flow.settle(
             tx, intent_id, outcome, result, lines, printed))
-        logger.info("payment %s %s", intent_id, outcome)
+        logger.info("%s %s %s", intent["type"], intent_id, outcome)
         self._after_change(intent)
         return intent
 
@@ -217,10 +266,20 @@ class TerminalService:
         how = f"confirmed from the terminal's slip: {note}" if note else \
             "confirmed from the terminal's slip"
         printed = self.config.print_receipt
-        intent = await self._transact(lambda tx: card_sale.resolve(
+        flow = card_refund if card_refund.is_refund_intent(intent_id) else card_sale
+        intent = await self._transact(lambda tx: flow.resolve(
             tx, intent_id, outcome, by, how, {}, printed))
         self._after_change(intent)
         return intent
+
+    async def pay_rest_in_cash(self, sale_id: str, tendered_minor: int,
+                               by: str) -> None:
+        """Complete a sale whose card part was refused with cash for that part."""
+        self._check_accepting()
+        await self._transact(lambda tx: card_sale.pay_rest_in_cash(
+            tx, sale_id, tendered_minor, by))
+        if self.box.printer is not None:
+            self.box.printer.wake()
 
     async def cancel_sale(self, sale_id: str, by: str) -> None:
         """Cancel a pending card sale whose attempts charged nothing."""
@@ -229,8 +288,9 @@ class TerminalService:
     # --- reading and watching ---
 
     async def intent(self, intent_id: str) -> dict[str, Any]:
-        """Return one intent with the terminal's current prompt."""
-        intent = await self.box.reader.run(lambda c: intents.get_intent(c, intent_id))
+        """Return one intent (payment or card refund) with the current prompt."""
+        flow = card_refund if card_refund.is_refund_intent(intent_id) else intents
+        intent = await self.box.reader.run(lambda c: flow.get_intent(c, intent_id))
         return self.with_prompt(intent)
 
     async def for_sale(self, sale_id: str) -> dict[str, Any] | None:
@@ -240,8 +300,10 @@ class TerminalService:
         return self.with_prompt(intent) if intent else None
 
     async def unknown(self) -> list[dict[str, Any]]:
-        """Return the payments waiting for a person to resolve them."""
-        return await self.box.reader.run(lambda c: intents.with_outcome(c, "unknown"))
+        """Return the payments and card refunds waiting for a person."""
+        return await self.box.reader.run(
+            lambda c: [*intents.with_outcome(c, "unknown"),
+                       *card_refund.with_outcome(c, "unknown")])
 
     def with_prompt(self, intent: dict[str, Any]) -> dict[str, Any]:
         """Add the terminal's current prompt when the intent is the one running."""
@@ -294,7 +356,7 @@ class TerminalService:
         age = time.monotonic() - self.link.checked_monotonic
         return {"protocol": self.config.protocol, "name": self.name,
                 "port": self.config.port, "state": self.link.state,
-                "message": self.link.message,
+                "message": self.link.message, "last_error": self.link.last_error,
                 "checked_s_ago": round(age, 1) if self.link.checked_monotonic else None,
                 "payment_in_flight": flight.intent_id if flight else None,
                 "prompt": flight.prompt if flight else "",
@@ -343,6 +405,8 @@ class TerminalService:
             log = logger.warning if state in ("unreachable", "error") else logger.info
             log("terminal %s: %s (%s)", self.name, state, message)
         self.link.state, self.link.message = state, message[:200]
+        if state in ("unreachable", "error"):
+            self.link.last_error = message[:200]
         self.link.checked_monotonic = time.monotonic()
 
     async def _resolve_newest(self) -> bool:
@@ -363,9 +427,15 @@ class TerminalService:
         return await self._apply_last(newest, last)
 
     def _newest_intent(self, conn: Any) -> dict[str, Any] | None:
-        row = conn.execute("SELECT id FROM payment_intents WHERE terminal = ?"
-                           " ORDER BY seq DESC LIMIT 1", (self.name,)).fetchone()
-        return intents.get_intent(conn, row[0]) if row else None
+        """Return the terminal's newest payment or card refund attempt."""
+        row = conn.execute("SELECT id, seq FROM payment_intents WHERE terminal = ?"
+                           " UNION ALL SELECT id, seq FROM refund_intents WHERE"
+                           " terminal = ? ORDER BY seq DESC LIMIT 1",
+                           (self.name, self.name)).fetchone()
+        if row is None:
+            return None
+        flow = card_refund if card_refund.is_refund_intent(row[0]) else intents
+        return flow.get_intent(conn, row[0])
 
     async def _apply_last(self, intent: dict[str, Any], last: PaymentResult) -> bool:
         booked = await self.box.reader.run(
@@ -377,7 +447,8 @@ class TerminalService:
             return True
         printed = self.config.print_receipt
         stored = intents.stored_result(last)
-        settled = await self._transact(lambda tx: card_sale.resolve(
+        flow = card_refund if intent["type"] == "refund" else card_sale
+        settled = await self._transact(lambda tx: flow.resolve(
             tx, intent["id"], decision, "terminal", "last-transaction enquiry",
             stored, printed))
         self._after_change(settled)

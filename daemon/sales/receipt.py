@@ -65,6 +65,7 @@ class Receipt:
     methodology_url: str = ""  # printed, and as a QR code when absolute
     qr: str = ""  # signed excerpt (daemon.trust.excerpt), printed as a QR code
     terminal_lines: tuple[str, ...] = ()  # the card terminal's slip (#3)
+    refund_of: str = ""  # set on a refund slip: the sale it pays back (#4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class LayoutLine:
 MIN_COLUMNS = 20
 MAX_COLUMNS = 80
 REPRINT_BANNER = "*** REPRINT ***"
+REFUND_BANNER = "*** REFUND ***"
 # Narrower than this, a tax row puts its label above its numbers.
 MIN_TAX_LABEL = 6
 REPLACEMENT = "?"
@@ -205,6 +207,8 @@ def layout(
     money = Currency.of(receipt.currency)
     if receipt.reprint:
         page.centered(REPRINT_BANNER, bold=True, double_height=True)
+    if receipt.refund_of:
+        page.centered(REFUND_BANNER, bold=True, double_height=True)
     _header(page, receipt)
     _sold_lines(page, receipt, money)
     _totals(page, receipt, money)
@@ -226,7 +230,11 @@ def _header(page: _Page, receipt: Receipt) -> None:
         page.centered(text, bold=first, double_height=first)
     page.blank()
     page.pair(f"No. {receipt.seq}", receipt.time_local)
-    page.wrapped(f"Sale {receipt.sale_id}")
+    if receipt.refund_of:
+        page.wrapped(f"Refund {receipt.sale_id}")
+        page.wrapped(f"of sale {receipt.refund_of}")
+    else:
+        page.wrapped(f"Sale {receipt.sale_id}")
     page.rule()
 
 
@@ -249,13 +257,15 @@ def _sold_lines(page: _Page, receipt: Receipt, money: Currency) -> None:
 
 def _totals(page: _Page, receipt: Receipt, money: Currency) -> None:
     total = money.format(receipt.total_minor)
-    page.pair(f"TOTAL {money.code}", total, bold=True, double_height=True)
+    label = "REFUNDED" if receipt.refund_of else "TOTAL"
+    page.pair(f"{label} {money.code}", total, bold=True, double_height=True)
     if receipt.rounding_minor:
         sign = "+" if receipt.rounding_minor > 0 else ""
         page.pair("Cash rounding", sign + money.format(receipt.rounding_minor))
     for payment in receipt.payments:
         page.pair(payment.label, money.format(payment.amount_minor))
-    page.pair("Change", money.format(receipt.change_minor))
+    if not receipt.refund_of:
+        page.pair("Change", money.format(receipt.change_minor))
     page.rule()
 
 
@@ -316,6 +326,9 @@ def _closing(page: _Page, receipt: Receipt) -> None:
         for start in range(0, len(receipt.qr), page.columns):
             page.add(page.fit(receipt.qr[start:start + page.columns]))
         page.lines[-1] = dataclasses.replace(page.lines[-1], qr=receipt.qr)
+    if receipt.refund_of:
+        page.blank()
+        page.centered(REFUND_BANNER, bold=True, double_height=True)
     if receipt.reprint:
         page.blank()
         page.centered(REPRINT_BANNER, bold=True, double_height=True)

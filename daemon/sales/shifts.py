@@ -100,8 +100,23 @@ def shift_report(conn: Any, currency: str, *, opening_float_minor: int = 0,
                    counted_cash_minor)
 
 
-def close_shift(tx: Tx, request: ShiftClose, currency: str) -> dict[str, Any]:
-    """Journal shift.closed with its Z report; the same client_ref returns it."""
+def needs_close(conn: Any, client_ref: str) -> bool:
+    """Say whether a close with client_ref would journal a new Z report."""
+    if conn.execute("SELECT 1 FROM shifts WHERE client_ref = ?",
+                    (client_ref,)).fetchone():
+        return False
+    row = conn.execute("SELECT 1 FROM events WHERE seq > ? AND kind IN (?, ?)"
+                       " LIMIT 1", (last_close_seq(conn), *REPORT_KINDS)).fetchone()
+    return row is not None
+
+
+def close_shift(tx: Tx, request: ShiftClose, currency: str,
+                terminal: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Journal shift.closed with its Z report; the same client_ref returns it.
+
+    ``terminal`` is how the card terminal's end-of-day compared (or why it
+    did not run); it goes into the report as it is.
+    """
     seen = tx.execute("SELECT report FROM shifts WHERE client_ref = ?",
                       (request.client_ref,)).fetchone()
     if seen:
@@ -112,6 +127,8 @@ def close_shift(tx: Tx, request: ShiftClose, currency: str) -> dict[str, Any]:
     if report["sales_count"] == 0 and report["refunds_count"] == 0:
         raise ConflictError("nothing was sold or refunded since the last close")
     report["tablet"] = request.tablet
+    if terminal is not None:
+        report["terminal"] = terminal
     report["perpetual"] = closures.perpetual_after_shift(tx)  # grand totals (#6)
     event = tx.append("shift.closed", report)
     report.update(seq=event.seq, closed_at=event.ts)

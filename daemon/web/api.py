@@ -64,7 +64,7 @@ async def pair(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sales")
 async def create_sale(request: web.Request) -> web.Response:
     body = await read_json(request, SALE_BODY)
-    if body["payment"]["method"] == "card":  # pending until the terminal says (#3)
+    if api_payments.pays_by_card(body["payment"]):  # pending until it says (#3)
         return await api_payments.card_sale_response(request, body)
     try:
         outcome = await request.app[STALLBOX].sell(

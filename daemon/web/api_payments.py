@@ -18,7 +18,7 @@ from daemon.payments.service import TerminalService, require, start_terminal
 from daemon.sales.queries import get_sale
 from daemon.sales.service import SaleRequest
 from daemon.web.keys import STALLBOX, TABLET_KEY
-from daemon.web.schema import Obj, Str
+from daemon.web.schema import Int, Obj, Str
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -36,6 +36,7 @@ RESOLVE_BODY = Obj({"outcome": Str(choices=("approved", "declined")),
                     "by": Str(1, 40), "note": Str(0, 200)},
                    optional=frozenset({"note"}))
 RETRY_BODY = Obj({"sale_id": Str(1, 64)})
+PAY_CASH_BODY = Obj({"tendered_minor": Int(0, 10**12)})
 
 
 def service_of(request: web.Request) -> TerminalService:
@@ -57,32 +58,47 @@ def setup(app: web.Application) -> None:
 
 async def _terminal_lifecycle(app: web.Application) -> AsyncIterator[None]:
     slot = app[TERMINAL]
-    slot.service = await start_terminal(app[STALLBOX])
+    box = app[STALLBOX]
+    slot.service = box.terminal = await start_terminal(box)
     yield
     if slot.service is not None:
+        box.terminal = None
         await slot.service.stop()
 
 
 async def card_sale_response(request: web.Request,
                              body: dict[str, Any]) -> web.Response:
     """Open a card sale (202) or return the one this client_ref made (200)."""
+    from daemon.web.sale_body import payment_field
+
+    sale_request = card_sale_request(body, request[TABLET_KEY])  # 422 before 404
     service = service_of(request)
-    sale_request = card_sale_request(body, request[TABLET_KEY])
-    outcome = await service.sell(CardSaleRequest(sale_request, service.name))
+    try:
+        outcome = await service.sell(CardSaleRequest(sale_request, service.name))
+    except InputError as err:
+        raise payment_field(err, body["payment"]) from err
     sale = await request.app[STALLBOX].sale(outcome.sale_id)
     await add_card_payment(request, sale)
     return web.json_response(sale, status=202 if outcome.created else 200)
 
 
+def pays_by_card(payment: dict[str, Any]) -> bool:
+    """Say whether a checked payment has a card part (alone or in a split)."""
+    return payment["method"] == "card" or any(
+        t["method"] == "card" for t in payment.get("tenders", ()))
+
+
 def card_sale_request(body: dict[str, Any], tablet: str) -> SaleRequest:
-    """Read a sale body paid by card: the card pays the whole total."""
+    """Read a sale body with a card part; a card alone pays the whole total."""
     from daemon.web.sale_body import sale_request
 
+    if body["payment"]["method"] == "split":
+        return sale_request(body, tablet)
     extra = sorted(set(body["payment"]) - {"method"})
     if extra:
         raise InputError(f"payment.{extra[0]} does not apply: the card pays the "
-                         "whole total (card in a split payment is not supported "
-                         "yet)", field=f"payment.{extra[0]}")
+                         "whole total (to pay part by card, use a split payment)",
+                         field=f"payment.{extra[0]}")
     placeholder = {**body, "payment": {"method": "cash", "tendered_minor": 0}}
     return replace(sale_request(placeholder, tablet), tenders=())
 
@@ -166,6 +182,19 @@ async def cancel_sale(request: web.Request) -> web.Response:
     intent = await service.intent(request.match_info["id"])
     await service.cancel_sale(intent["sale_id"], request[TABLET_KEY])
     sale = await request.app[STALLBOX].sale(intent["sale_id"])
+    return web.json_response(sale)
+
+
+@routes.post("/api/v1/sales/{id}/pay-cash")
+async def pay_rest_in_cash(request: web.Request) -> web.Response:
+    from daemon.web.api import read_json
+
+    body = await read_json(request, PAY_CASH_BODY)
+    sale_id = request.match_info["id"][:64]
+    await service_of(request).pay_rest_in_cash(sale_id, body["tendered_minor"],
+                                               request[TABLET_KEY])
+    sale = await request.app[STALLBOX].sale(sale_id)
+    await add_card_payment(request, sale)
     return web.json_response(sale)
 
 

@@ -4,7 +4,9 @@
 A single voucher or gift card is ``{"method": "voucher", "amount_minor": N,
 "ref": "..."}``; split tenders are ``{"method": "split", "tenders": [...]}``,
 each tender shaped like a single payment, cash last by rule (it pays the rest,
-rounded). Card tenders are refused until the terminal integration (#3).
+rounded). A card tender in a split names its ``amount_minor``; the sale stays
+pending until the terminal approves it (#3). A card alone is
+``{"method": "card"}``: it pays the whole total.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from daemon.web.schema import Arr, Bool, Int, Obj, Str
 MAX_AMOUNT = 10**12
 MAX_TENDERS = 4
 MAX_DEPOSIT_RETURNS = 20
-CARD_LATER = "card payments need the terminal (coming with #3)"
 TENDER_METHODS = ("cash", "card", "voucher", "gift_card")
 
 DISCOUNT = Obj({"amount_minor": Int(1, MAX_AMOUNT), "percent_bp": Int(1, 10_000),
@@ -94,6 +95,9 @@ def tenders(payment: dict[str, Any]) -> tuple[Tender, ...]:
                 for i, t in enumerate(payment["tenders"]))
     if sum(t.method == "cash" for t in out) > 1:
         raise InputError("give cash as one tender", field="payment.tenders")
+    if sum(t.method == "card" for t in out) > 1:
+        raise InputError("one card per sale: the terminal takes one amount",
+                         field="payment.tenders")
     return out
 
 
@@ -103,7 +107,8 @@ def tender(spec: dict[str, Any], path: str) -> Tender:
     if "tenders" in spec:
         raise InputError("only a split payment lists tenders", field=f"{path}.tenders")
     if method == "card":
-        raise InputError(CARD_LATER, field=f"{path}.method")
+        _only(spec, path, ("amount_minor",), ("tendered_minor", "ref"))
+        return Tender("card", spec["amount_minor"])
     if method == "cash":
         _only(spec, path, ("tendered_minor",), ("amount_minor", "ref"))
         return Tender("cash", spec["tendered_minor"])

@@ -43,6 +43,7 @@ CENTS_INSUFFICIENT_FUNDS = 51
 CENTS_CUSTOMER_ABORT = 66
 RESULT_CARD_REFUSED = 0x05
 RESULT_INSUFFICIENT_FUNDS = 0x33  # issuer code 51 as reported by the host
+RESULT_NO_SUCH_RECEIPT = 0xB5  # "reversal not possible": not in this batch
 TERMINAL_ID = "29001006"
 
 
@@ -74,6 +75,7 @@ class ZvtSimBehaviour:
 @dataclass
 class _Batch:
     transactions: list[z.StatusInfo] = field(default_factory=list)
+    refunds: list[z.StatusInfo] = field(default_factory=list)
     next_receipt: int = 1
     next_trace: int = 1
 
@@ -309,7 +311,8 @@ class ZvtTerminalSim:
             self._send_and_wait_ecr_ack(self._receipt(info))
         self._send_and_wait_ecr_ack(z.encode_completion())
 
-    def _book(self, amount: int) -> z.StatusInfo:
+    def _book(self, amount: int, refund: bool | None = False) -> z.StatusInfo:
+        """Book a payment, a refund (True) or a reversal (None) in the batch."""
         cents = amount % 100
         result = {
             CENTS_CARD_REFUSED: RESULT_CARD_REFUSED,
@@ -333,7 +336,10 @@ class ZvtTerminalSim:
         batch.next_trace += 1
         if result == 0:
             batch.next_receipt += 1
-            batch.transactions.append(info)
+            if refund is False:
+                batch.transactions.append(info)
+            elif refund:
+                batch.refunds.append(info)
         self.last = info if self.behaviour.remember_last else None
         return info
 
@@ -356,11 +362,45 @@ class ZvtTerminalSim:
         self._send_and_wait_ecr_ack(z.encode_status_info(self.last))
         self._send_and_wait_ecr_ack(z.encode_completion())
 
+    def _on_refund(self, command: z.EcrCommand) -> None:
+        """06 31: pay an amount back to a card; it counts against the batch."""
+        amount = command.amount_minor or 0
+        self._send(z.POSITIVE_ACK)
+        self._checkpoint("command")
+        if self._prompts_aborted():
+            return
+        info = self._book(amount, refund=True)
+        self._finish(info)
+
+    def _on_reversal(self, command: z.EcrCommand) -> None:
+        """06 30: cancel a payment of this batch by its receipt number."""
+        raw = command.field(0x87)
+        receipt_no = z.bcd_decode(raw, "BMP 87") if raw else None
+        self._send(z.POSITIVE_ACK)
+        self._checkpoint("command")
+        batch = self._batch
+        original = next((t for t in batch.transactions
+                         if t.receipt_no == receipt_no), None)
+        if original is None:
+            self._send_and_wait_ecr_ack(z.encode_abort(RESULT_NO_SUCH_RECEIPT))
+            return
+        batch.transactions.remove(original)
+        info = self._book(original.amount_minor or 0, refund=None)
+        self._finish(info)
+
+    def _finish(self, info: z.StatusInfo) -> None:
+        self._send_and_wait_ecr_ack(z.encode_status_info(info))
+        self._checkpoint("status_info")
+        self._send_and_wait_ecr_ack(z.encode_completion())
+
     def _on_end_of_day(self, command: z.EcrCommand) -> None:
         self._send(z.POSITIVE_ACK)
         batch = self._batch
-        total = sum(t.amount_minor or 0 for t in batch.transactions)
-        visa = z.BrandTotal("Visa", len(batch.transactions), total)
+        # Net per brand: payments count +1 and add, refunds count +1 and take away.
+        total = sum(t.amount_minor or 0 for t in batch.transactions) - sum(
+            t.amount_minor or 0 for t in batch.refunds)
+        count = len(batch.transactions) + len(batch.refunds)
+        visa = z.BrandTotal("Visa", count, total)
         first = batch.transactions[0].receipt_no if batch.transactions else 0
         totals = z.Totals(first or 0, max(batch.next_receipt - 1, 0), (visa,))
         info = z.StatusInfo(result_code=0, amount_minor=total, totals=totals)
@@ -379,5 +419,7 @@ _HANDLERS = {
     z.CMD_AUTHORISATION: ZvtTerminalSim._on_authorisation,
     z.CMD_REPEAT_RECEIPT: ZvtTerminalSim._on_repeat_receipt,
     z.CMD_END_OF_DAY: ZvtTerminalSim._on_end_of_day,
+    z.CMD_REFUND: ZvtTerminalSim._on_refund,
+    z.CMD_REVERSAL: ZvtTerminalSim._on_reversal,
     z.CMD_ABORT: ZvtTerminalSim._on_abort_when_idle,
 }
