@@ -60,7 +60,7 @@ SEAL_INTERVAL_S = 5.0
 SEAL_MAX_EVENTS = 1000
 EPOCH_CERT_KIND = "key.epoch"
 REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
-# SD-card wear (#7, docs/operations.md): a commit appends every page it touched
+# SD-card wear (#7, docs/appliance.md): a commit appends every page it touched
 # to the WAL, so small pages write less per sale; only a new file can get them.
 NEW_JOURNAL_PAGE_SIZE = 1024
 WAL_AUTOCHECKPOINT_PAGES = 4000  # ~4 MB of WAL between passive checkpoints
