@@ -242,7 +242,7 @@ def bench_sale(quick: bool, root: Path) -> list[Figure]:
 
 def bench_start(quick: bool, root: Path) -> list[Figure]:
     """Start-to-ready of a fresh daemon and of one with many sales, and RSS."""
-    sales = 10_000 if quick else 10_000
+    sales = 5_000 if quick else 10_000
     stall = Stall(root / "start")
     fresh_s = stall.ready_s
     drive(stall.sales_url, stall.token, 20, sales // 20)
@@ -490,12 +490,30 @@ class Outcome:
 def _child(name: str, quick: bool, root: Path, out: Any) -> None:
     """Run one benchmark in a forked process and send back its figures."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped: over its time limit"))
+    started = _track_daemons()
     try:
         figures = BENCHMARKS[name](quick, root)
         out.send(("ok", [asdict(f) for f in figures]))
     except BaseException as err:  # report any failure, including SystemExit
         traceback.print_exc()
         out.send(("error", f"{type(err).__name__}: {err}"[:300]))
+    finally:
+        for daemon in started:
+            if daemon.proc.poll() is None:
+                daemon.kill()
+
+
+def _track_daemons() -> list[DaemonProcess]:
+    """Record each daemon this process starts, so a stopped benchmark leaks none."""
+    started: list[DaemonProcess] = []
+    original = DaemonProcess.__init__
+
+    def init(self: DaemonProcess, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        started.append(self)
+
+    DaemonProcess.__init__ = init  # type: ignore[method-assign]
+    return started
 
 
 def run_one(name: str, quick: bool, root: Path) -> Outcome:

@@ -21,8 +21,8 @@ PERCENTILES = (("p50", 50, "#1b6ca8", ""), ("p90", 90, "#e08a00", ""),
 
 
 def sales_per_tablet(tablets: int, quick: bool) -> int:
-    """Return how many sales each tablet sends: ~400 (quick) or 2000 per step."""
-    return max(10, (400 if quick else 2000) // tablets)
+    """Return how many sales each tablet sends: ~200 (quick) or 2000 per step."""
+    return max(5, (200 if quick else 2000) // tablets)
 
 
 def _steps(url: str, token: str, quick: bool) -> dict[int, list[float]]:

@@ -98,7 +98,7 @@ def _sale_bytes(state: Path) -> int:
 
 def market_day(quick: bool, root: Path, figure: Any) -> list[Any]:
     """Bytes written by the daemon process for a market day's sales and prints."""
-    sales = DAY_SALES // 4 if quick else DAY_SALES
+    sales = DAY_SALES // 24 if quick else DAY_SALES
     scale = DAY_SALES / sales
     stall = Trading(root / "wear")
     pid = stall.daemon.proc.pid
@@ -131,7 +131,7 @@ def _build_big_journal(state: Path, sales: int) -> None:
 
 def start_and_memory(quick: bool, root: Path, figure: Any) -> list[Any]:
     """Start to READY on a big journal; RSS after an hour of trading."""
-    sales = 100_000 if quick else 1_000_000
+    sales = 5_000 if quick else 1_000_000
     state = root / "big" / "state"
     _build_big_journal(state, sales)
     config = write_config(root / "big" / "stallbox.toml", state)
@@ -139,7 +139,7 @@ def start_and_memory(quick: bool, root: Path, figure: Any) -> list[Any]:
     daemon = DaemonProcess(config)
     ready_s = time.perf_counter() - start
     daemon.terminate()
-    hour = HOUR_SALES // 4 if quick else HOUR_SALES
+    hour = HOUR_SALES // 12 if quick else HOUR_SALES
     stall = Trading(root / "hour")
     asyncio.run(stall.sell(hour))
     stall.wait_printed(hour)
@@ -148,4 +148,4 @@ def start_and_memory(quick: bool, root: Path, figure: Any) -> list[Any]:
     return [figure(f"start to ready, {sales} sales", ready_s * 1000, "ms", "", None,
                    "≤ 1000 ms"),
             figure(f"resident memory after {hour} sales + prints (an hour"
-                   f"{' ÷ 4' if quick else ''})", rss, "MB", "", None, "≤ 80 MB")]
+                   f"{' ÷ 12' if quick else ''})", rss, "MB", "", None, "≤ 80 MB")]
