@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.billing.discounts import Discount
 from daemon.errors import InputError
 from daemon.sales.service import MAX_LINES, MAX_QTY
 
@@ -43,14 +44,35 @@ class CartLine:
     unit_minor: int
     tax_class: str
     qty: int
+    packaging: str = ""
+    discount: Discount | None = None
+    own_container: bool = False
 
 
 @dataclass(slots=True)
 class Cart:
-    """The lines a tablet is ringing up, in the order they were first added."""
+    """The lines a tablet is ringing up, in the order they were first added.
+
+    Besides the lines, a cart holds the sale's options until checkout: a sale
+    discount, containers handed back for their deposit, and whether the
+    customer adds the climate contribution.
+    """
 
     client_ref: str = field(default_factory=new_client_ref)
     lines: dict[str, CartLine] = field(default_factory=dict)
+    discount: Discount | None = None
+    deposit_returns: dict[str, int] = field(default_factory=dict)
+    contribution: bool = False
+
+    def restore(self, saved: Cart) -> None:
+        """Put back lines and options saved before a change that was refused."""
+        self.lines, self.discount = saved.lines, saved.discount
+        self.deposit_returns = saved.deposit_returns
+        self.contribution = saved.contribution
+
+    def reset_options(self) -> None:
+        """Drop the sale options (discount, returns, contribution) with the lines."""
+        self.discount, self.deposit_returns, self.contribution = None, {}, False
 
     @property
     def item_count(self) -> int:
@@ -70,7 +92,7 @@ class Cart:
         self.lines[product["sku"]] = CartLine(
             sku=product["sku"], name=product["display_name"],
             unit_minor=product["price_minor"], tax_class=product["tax_class"],
-            qty=qty)
+            qty=qty, packaging=str(product.get("packaging") or ""))
 
     def change_qty(self, sku: str, delta: int) -> None:
         """Add delta to a line's quantity; reaching zero removes the line."""

@@ -11,7 +11,14 @@ import logging
 from aiohttp import web
 
 from daemon.errors import InputError, RetryLaterError
-from daemon.web import pages_billing, pages_printer, pages_sales, pages_till
+from daemon.web import (
+    pages_billing,
+    pages_printer,
+    pages_refunds,
+    pages_sales,
+    pages_sync,
+    pages_till,
+)
 from daemon.web.keys import STALLBOX
 from daemon.web.pages_common import (
     TOKEN_COOKIE,
@@ -67,5 +74,5 @@ async def pair_submit(request: web.Request) -> web.Response:
 
 routes: list[web.AbstractRouteDef] = [
     *_pairing, *pages_till.routes, *pages_sales.routes, *pages_printer.routes,
-    *pages_billing.routes,
+    *pages_billing.routes, *pages_refunds.routes, *pages_sync.routes,
 ]

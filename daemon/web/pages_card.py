@@ -12,11 +12,11 @@ import logging
 from aiohttp import web
 
 from daemon.payments.card_sale import CardSaleRequest
-from daemon.sales.service import SaleRequest
 from daemon.web.api_payments import TERMINAL, service_of
 from daemon.web.cart import new_client_ref, store_for
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.pages_common import check_same_origin, form_fields, render, tablet_key
+from daemon.web.till_order import cart_sale
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -34,9 +34,7 @@ async def card_checkout(request: web.Request) -> web.Response:
         cart = store.cart(key)
         if fields["client_ref"] != cart.client_ref or not cart.lines:
             raise web.HTTPSeeOther("/till#cart")
-        sale = SaleRequest(cart.client_ref,
-                           tuple((ln.sku, ln.qty) for ln in cart.lines.values()),
-                           tablet=request[TABLET_KEY])
+        sale = cart_sale(cart, request[TABLET_KEY], ())  # options too (#4)
         outcome = await service.sell(CardSaleRequest(sale, service.name))
     if outcome.intent_id is None:  # the ref became a sale paid otherwise
         raise web.HTTPSeeOther(f"/sales/{outcome.sale_id}")

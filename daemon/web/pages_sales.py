@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from daemon.errors import InputError
+from daemon.sales.service import TENDER_LABELS
 from daemon.web.keys import STALLBOX
 from daemon.web.pages_common import check_same_origin, render
 
@@ -38,15 +40,25 @@ async def sales_list(request: web.Request) -> web.Response:
                   older_before=older, first_page=before is None)
 
 
-@routes.get("/sales/{id}")
-async def sale_detail(request: web.Request) -> web.Response:
+async def render_sale(request: web.Request, sale_id: str, *, status: int = 200,
+                      **extra: Any) -> web.Response:
+    """Render one sale: receipt, print jobs, refunds and the refund form (#4)."""
+    from daemon.web.pages_refunds import refund_context  # it imports this module
+
     box = request.app[STALLBOX]
-    sale_id = request.match_info["id"]
     sale = await box.sale(sale_id)
     receipt = await box.receipt_text(sale_id)
-    reprinted = request.query.get("reprinted", "")[:20]
-    return render(request, "sale.html", sale=sale, receipt=receipt,
-                  job_words=JOB_WORDS, reprinted=reprinted)
+    return render(request, "sale.html", status=status, sale=sale, receipt=receipt,
+                  job_words=JOB_WORDS, tender_labels=TENDER_LABELS,
+                  **await refund_context(box, sale), **extra)
+
+
+@routes.get("/sales/{id}")
+async def sale_detail(request: web.Request) -> web.Response:
+    return await render_sale(
+        request, request.match_info["id"],
+        reprinted=request.query.get("reprinted", "")[:20],
+        refunded=request.query.get("refunded", "")[:20])
 
 
 @routes.post("/sales/{id}/reprint")

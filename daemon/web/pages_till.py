@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 from aiohttp import web
 from yarl import URL
 
+from daemon.billing.tenders import Tender
 from daemon.display.web import cart_shown, sale_shown
 from daemon.errors import InputError
 from daemon.live.service import with_live_prices
 from daemon.money import Currency
-from daemon.sales.checkout import CartQuote, quote_cart
-from daemon.sales.service import MAX_QTY, SaleRequest, read_products
+from daemon.sales.service import MAX_QTY, TENDER_LABELS, read_products
+from daemon.web import till_order
 from daemon.web.cart import Cart, store_for
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.pages_common import check_same_origin, form_fields, render, tablet_key
+from daemon.web.till_options import OptionInput, apply_option
+from daemon.web.till_order import TillQuote
 
 _LOG = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -32,8 +36,8 @@ def _query(request: web.Request) -> tuple[str, str]:
     return q.strip(), request.query.get("category", "")[:MAX_QUERY]
 
 
-async def price_cart(request: web.Request, cart: Cart) -> CartQuote | None:
-    """Price the cart as the sale will be priced (fees, rounding), or None if empty."""
+async def price_cart(request: web.Request, cart: Cart) -> TillQuote | None:
+    """Price the cart as the sale will be priced (options too), or None if empty."""
     if not cart.lines:
         return None
     box = request.app[STALLBOX]
@@ -41,7 +45,7 @@ async def price_cart(request: web.Request, cart: Cart) -> CartQuote | None:
     products = await box.reader.run(lambda c: read_products(c, skus))
     lines = [(ln.sku, ln.qty) for ln in cart.lines.values()]
     products = with_live_prices(box, products, lines)
-    return quote_cart(lines, products, box.config.stall, box.config.billing)
+    return till_order.quote(cart, products, box.config.stall, box.config.billing)
 
 
 async def show_cart(request: web.Request, cart: Cart) -> None:
@@ -63,8 +67,9 @@ def quick_tenders(total_minor: int, currency: Currency) -> list[int]:
 
 async def render_till(request: web.Request, q: str, category: str, *,
                       status: int = 200, error: str = "",
-                      tendered: str = "") -> web.Response:
-    """Render the till page with the tablet's cart."""
+                      tendered: str = "",
+                      pay: dict[str, str] | None = None) -> web.Response:
+    """Render the till page with the tablet's cart and its sale options."""
     box = request.app[STALLBOX]
     cart = store_for(box).cart(tablet_key(request))
     products = await box.products(q, category, PRODUCTS_SHOWN + 1)
@@ -78,7 +83,18 @@ async def render_till(request: web.Request, q: str, category: str, *,
         categories=await box.categories(), products=products[:PRODUCTS_SHOWN],
         more_products=len(products) > PRODUCTS_SHOWN, cart=cart, totals=totals,
         quick=quick_tenders(total, box.config.stall.currency) if total else [],
-        error=error, tendered=tendered, max_qty=MAX_QTY)
+        error=error, tendered=tendered, max_qty=MAX_QTY, pay=pay or {},
+        **till_options_context(box))
+
+
+def till_options_context(box: Any) -> dict[str, Any]:
+    """Return what the option forms offer: credits, deposits, the contribution."""
+    billing = box.config.billing
+    offer = billing.contribution if billing.carbon is not None else None
+    return {"credit_types": till_order.credit_types(billing),
+            "deposit_types": till_order.deposit_types(billing),
+            "contribution_offer": offer,
+            "tender_labels": till_order.OTHER_TENDERS}
 
 
 @routes.get("/till")
@@ -130,8 +146,26 @@ async def apply_cart_action(request: web.Request, cart: Cart,
         cart.remove(sku)
     elif action == "clear":
         cart.lines.clear()
+        cart.reset_options()
     else:
-        raise InputError("unknown cart action", field="action")
+        box = request.app[STALLBOX]
+        apply_option(cart, action, OptionInput(
+            sku, fields["value"], fields["kind"], fields["packaging"], fields["qty"]),
+            box.config.stall.currency, box.config.billing)
+    if not cart.lines:
+        cart.reset_options()
+
+
+async def change_cart(request: web.Request, cart: Cart,
+                      fields: dict[str, str]) -> None:
+    """Apply one cart action, or put the cart back if the sale flow refuses it."""
+    saved = copy.deepcopy(cart)
+    try:
+        await apply_cart_action(request, cart, fields)
+        await price_cart(request, cart)
+    except InputError:
+        cart.restore(saved)
+        raise
 
 
 @routes.post("/till/cart")
@@ -140,18 +174,21 @@ async def cart_change(request: web.Request) -> web.Response:
     store = store_for(request.app[STALLBOX])
     key = tablet_key(request)
     try:
-        fields = await form_fields(request, "action", "sku", "qty", "q", "category")
+        fields = await form_fields(request, "action", "sku", "qty", "q", "category",
+                                   "value", "kind", "packaging")
     except InputError as err:
         return await render_till(request, "", "", status=422, error=err.detail)
     q, category = fields["q"][:MAX_QUERY], fields["category"][:MAX_QUERY]
     async with store.lock(key):
         try:
-            await apply_cart_action(request, store.cart(key), fields)
+            await change_cart(request, store.cart(key), fields)
         except InputError as err:
             return await render_till(request, q, category, status=422,
                                      error=err.detail)
         await show_cart(request, store.cart(key))
-    fragment = "" if fields["action"] == "add" else "cart"
+    fragment = {"add": "", "sale-discount": "options", "sale-discount-off": "options",
+                "deposit-return": "options", "contribution": "options"}.get(
+        fields["action"], "cart")
     raise web.HTTPSeeOther(till_url(q, category, fragment))
 
 
@@ -193,22 +230,42 @@ async def sale_for_ref(request: web.Request, client_ref: str) -> str | None:
 
 async def sell_cart(request: web.Request, cart: Cart,
                     fields: dict[str, str]) -> str:
-    """Sell the cart for cash and return the sale id."""
+    """Sell the cart for the tenders the form names and return the sale id."""
     box = request.app[STALLBOX]
     totals = await price_cart(request, cart)
     if totals is None:
         raise InputError("the cart is empty: tap a product first", field="sku")
-    tendered = parse_tendered(fields, totals.cash_due_minor,
-                              box.config.stall.currency)
-    outcome = await box.sell(SaleRequest(
-        client_ref=cart.client_ref,
-        lines=tuple((ln.sku, ln.qty) for ln in cart.lines.values()),
-        tendered_minor=tendered, tablet=request[TABLET_KEY]))
+    tenders = checkout_tenders(fields, totals, box)
+    outcome = await box.sell(till_order.cart_sale(cart, request[TABLET_KEY], tenders))
     sale_id = str(outcome.sale["id"])
     store_for(box).finish(tablet_key(request), cart.client_ref, sale_id)
     sale_shown(request, outcome.sale)
     _LOG.debug("till sale %s (new: %s)", sale_id, outcome.created)
     return sale_id
+
+
+def checkout_tenders(fields: dict[str, str], totals: TillQuote,
+                     box: Any) -> tuple[Tender, ...]:
+    """Return a checkout form's tenders: cash, or voucher/gift card (+ cash)."""
+    currency = box.config.stall.currency
+    method = fields["method"].strip() or "cash"
+    if totals.total_minor < 0 and method == "cash":
+        return (Tender("cash", 0),)  # a payout: nothing is handed over
+    if method == "cash":
+        return (Tender("cash", parse_tendered(fields, totals.cash_due_minor,
+                                              currency)),)
+    amount = None
+    if fields["amount"].strip():
+        amount = till_order.parse_amount(fields["amount"], currency, "amount")
+    paid = totals.total_minor if amount is None else amount
+    due = till_order.cash_due(totals.total_minor, paid, box.config.billing)
+    cash = None
+    if due > 0 and fields["rest"] == "exact":
+        cash = due
+    elif due > 0 and fields["tendered"].strip():
+        cash = parse_tendered({**fields, "quick": ""}, due, currency)
+    return till_order.other_tenders(method, fields["ref"], amount, cash,
+                                    totals.total_minor)
 
 
 async def checkout_cart(request: web.Request, cart: Cart,
@@ -218,7 +275,7 @@ async def checkout_cart(request: web.Request, cart: Cart,
         sale_id = await sell_cart(request, cart, fields)
     except InputError as err:
         return await render_till(request, "", "", status=422, error=err.detail,
-                                 tendered=fields["tendered"])
+                                 tendered=fields["tendered"], pay=fields)
     raise web.HTTPSeeOther(f"/till/change/{sale_id}")
 
 
@@ -226,7 +283,8 @@ async def checkout_cart(request: web.Request, cart: Cart,
 async def checkout(request: web.Request) -> web.Response:
     check_same_origin(request)
     try:
-        fields = await form_fields(request, "client_ref", "tendered", "quick")
+        fields = await form_fields(request, "client_ref", "tendered", "quick",
+                                   "method", "ref", "amount", "rest")
     except InputError as err:
         return await render_till(request, "", "", status=422, error=err.detail)
     store = store_for(request.app[STALLBOX])
@@ -248,4 +306,5 @@ async def checkout(request: web.Request) -> web.Response:
 async def change_screen(request: web.Request) -> web.Response:
     sale = await request.app[STALLBOX].sale(request.match_info["id"])
     cash = next((p for p in sale["payments"] if p["method"] == "cash"), None)
-    return render(request, "change.html", sale=sale, cash=cash)
+    return render(request, "change.html", sale=sale, cash=cash,
+                  tender_labels=TENDER_LABELS)
