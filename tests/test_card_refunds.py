@@ -20,7 +20,7 @@ from device.sim.printer import SimulatedPrinter
 from device.sim.zvt_terminal import ZvtTerminalSim
 from device.terminal import zvt
 from device.terminal import zvt_apdu as z
-from tests.cardhelpers import PAYMENT_WAIT_S, event_kinds, sell_by_card, settled, stock
+from tests.cardhelpers import PAYMENT_WAIT_S, event_kinds, settled, stock
 from tests.conftest import auth, make_config, pair
 
 pytestmark = pytest.mark.timeout(90)

@@ -20,12 +20,16 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
     from daemon.live.events import SPECS as LIVE_SPECS
     from daemon.web.api import PAIR_BODY, SALE_BODY
     from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
+    from daemon.web.api_payments import PAY_CASH_BODY, RESOLVE_BODY, RETRY_BODY
 
     return {
         ("POST", "/api/v1/pair"): _json(PAIR_BODY.openapi()),
         ("POST", "/api/v1/sales"): _json(SALE_BODY.openapi()),
         ("POST", "/api/v1/sales/{id}/refunds"): _json(REFUND_BODY.openapi()),
         ("POST", "/api/v1/shifts/close"): _json(SHIFT_CLOSE_BODY.openapi()),
+        ("POST", "/api/v1/payments"): _json(RETRY_BODY.openapi()),
+        ("POST", "/api/v1/payments/{id}/resolve"): _json(RESOLVE_BODY.openapi()),
+        ("POST", "/api/v1/sales/{id}/pay-cash"): _json(PAY_CASH_BODY.openapi()),
         ("POST", LIVE_EVENTS): _json(
             {"oneOf": [spec.openapi() for spec in LIVE_SPECS.values()]}),
         ("POST", "/api/v1/catalog/import"): {
