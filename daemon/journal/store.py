@@ -110,6 +110,11 @@ class Tx:
         journal.head_seq, journal.head_hash = seq, digest
         return Event(seq, ts, kind, data, digest)
 
+    @property
+    def next_seq(self) -> int:
+        """Return the seq the next append in this transaction will get."""
+        return self._journal.head_seq + 1
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run callback on the event loop once the batch is durable."""
         self._after.append(callback)

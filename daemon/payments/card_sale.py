@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,7 +35,13 @@ from daemon.journal.store import Tx
 from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
 from daemon.sales.checkout import PricedSale, price_order
-from daemon.sales.service import SaleRequest, event_body, read_products, receipt_record
+from daemon.sales.service import (
+    SaleRequest,
+    event_body,
+    new_sale_id,
+    read_products,
+    receipt_record,
+)
 from daemon.sales.settings import BillingSettings
 
 logger = logging.getLogger(__name__)
@@ -71,7 +76,7 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
         return CardSaleOutcome(False, row[0], latest["id"] if latest else None)
     intents.check_terminal_free(tx, request.terminal)
     priced = price_for_card(tx, sale, stall, billing)
-    sale_id = secrets.token_hex(8)
+    sale_id = new_sale_id(tx)
     data = event_body(sale_id, sale, priced, stall, billing)
     for payment in data["payments"]:
         payment["status"] = "pending"
