@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon import setup_slip
 from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--after-seq", type=int, default=0)
     sync_cli.add_commands(sub, _state_args)
     live_cli.add_commands(sub, _state_args)
+    setup_slip.add_commands(sub, _state_args)
     return parser
 
 
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
         **sync_cli.handlers(_config_for),
         **live_cli.handlers(_config_for),
+        **setup_slip.handlers(_config_for),
         **trust_cli.handlers(_config_for),
     }
     try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,14 +86,30 @@ def _interrupt(tx: Tx, job_id: int, reason: str, requeue: bool) -> None:
         (sale_id, event.seq, event.seq))
 
 
+_SLIP_IDS = itertools.count(1)
+
+
+def _is_slip(job_id: int | str) -> bool:
+    return isinstance(job_id, str) and job_id.startswith("slip-")
+
+
 class JournalJobStore:
     """The print worker's view of the journal's print jobs."""
 
     def __init__(self, box: Stallbox) -> None:
         self._box = box
+        # Slips (e.g. the setup slip) are not business records: the worker
+        # prints them between receipts, but they live in memory, never journaled.
+        self._slips: deque[PrintJob] = deque()
+
+    def queue_slip(self, data: bytes) -> None:
+        """Queue ready ESC/POS bytes; they print before receipts still waiting."""
+        self._slips.append(PrintJob(f"slip-{next(_SLIP_IDS)}", data))
 
     async def next_pending(self) -> PrintJob | None:
-        """Return the oldest queued job with its receipt document."""
+        """Return the next slip, else the oldest queued job with its receipt."""
+        if self._slips:
+            return self._slips[0]
         return await self._box.reader.run(_next_pending)
 
     async def unfinished(self) -> Sequence[PrintJob]:
@@ -100,17 +118,24 @@ class JournalJobStore:
 
     async def mark_started(self, job_id: int | str) -> None:
         """Journal that the job's first byte is about to go out."""
+        if _is_slip(job_id):
+            self._slips.popleft()
+            return
         await self._box.journal.transact(
             lambda tx: _set_status(tx, int(job_id), "printing", "print.started"))
 
     async def mark_done(self, job_id: int | str) -> None:
         """Journal that the job's last byte went out."""
+        if _is_slip(job_id):
+            return
         await self._box.journal.transact(
             lambda tx: _set_status(tx, int(job_id), "printed", "print.done"))
 
     async def mark_interrupted(self, job_id: int | str, reason: str, *,
                                requeue_as_reprint: bool) -> None:
         """Journal that the job was cut off and maybe queue its reprint."""
+        if _is_slip(job_id):
+            return
         await self._box.journal.transact(
             lambda tx: _interrupt(tx, int(job_id), reason, requeue_as_reprint))
 
@@ -118,10 +143,19 @@ class JournalJobStore:
 class PrinterService:
     """What the rest of the daemon sees of the printer: wake it, read its state."""
 
-    def __init__(self, worker: PrintWorker, link: PrinterLink | None = None) -> None:
+    def __init__(self, worker: PrintWorker, link: PrinterLink | None = None,
+                 store: JournalJobStore | None = None) -> None:
         self._worker = worker
         self._link = link
+        self._store = store
         self._watch: asyncio.Task[None] | None = None
+
+    def print_slip(self, data: bytes) -> None:
+        """Print ready ESC/POS bytes next; a slip is not journaled."""
+        if self._store is None:
+            raise RuntimeError("this printer service has no job store")
+        self._store.queue_slip(data)
+        self._worker.notify()
 
     def start(self) -> None:
         """Start the worker and the idle status poll."""
@@ -166,7 +200,8 @@ async def start_printing(box: Stallbox) -> PrinterService | None:
     if box.config.printer is None:
         return None
     link = PrinterLink(box.config.printer)
-    service = PrinterService(PrintWorker(JournalJobStore(box), link), link)
+    store = JournalJobStore(box)
+    service = PrinterService(PrintWorker(store, link), link, store)
     box.printer = service
     service.start()
     return service

@@ -46,6 +46,7 @@ class Stallbox:
         self.accepting = True
         self.health = Health(started_monotonic=time.monotonic())
         self.printer: Any = None  # set by daemon.printing when a printer is configured
+        self.bound_port: int | None = None  # set by daemon.server once HTTP is bound
         self.sync: Any = None  # set by sync.service when [sync] url is configured
         # Each raises to refuse new sales, e.g. below the disk reserve (#7).
         self.guards: list[Callable[[], None]] = []

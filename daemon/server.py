@@ -15,6 +15,7 @@ from aiohttp import web
 from daemon.config import Config
 from daemon.control import decode_file, serve_control, state_lock
 from daemon.notify import Notifier
+from daemon.setup_slip import control_ops as slip_control_ops
 
 if TYPE_CHECKING:
     from daemon.discovery import Announcer
@@ -43,7 +44,8 @@ def control_ops(box: Stallbox) -> dict[str, ControlOp]:
             include_inactive=bool(request.get("include_inactive")))
 
     return {"pair": pair, "import_catalog": import_catalog,
-            **sync_control_ops(box), **live_control_ops(box)}
+            **sync_control_ops(box), **live_control_ops(box),
+            **slip_control_ops(box)}
 
 
 def _url(config: Config, port: int) -> str:
@@ -82,6 +84,7 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
             site = web.TCPSite(runner, config.host, config.port)
             await site.start()
             port = runner.addresses[0][1]
+            box.bound_port = port
             url = _url(config, port)
             _LOG.info("serving on %s (journal seq %d)", url, box.journal.head_seq)
             notifier.ready(f"serving on {url}, journal seq {box.journal.head_seq}")

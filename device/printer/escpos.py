@@ -10,6 +10,7 @@ Programming Guide (APG).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 # isort: off
 from device.printer import escpos_cache  # noqa: F401  (must precede escpos)
@@ -105,12 +106,16 @@ def _log_replaced(replaced: tuple[str, ...], codec: str) -> None:
 
 def encode_receipt(receipt: Receipt, settings: PrinterSettings) -> bytes:
     """Return the ESC/POS bytes that print the receipt and cut it."""
+    lines = layout(receipt, settings.columns, codepage=codec_name(settings.codepage))
+    return encode_lines(lines, settings)
+
+
+def encode_lines(lines: Sequence[LayoutLine], settings: PrinterSettings) -> bytes:
+    """Return the ESC/POS bytes for laid-out lines (QR codes included), then cut."""
     codec = codec_name(settings.codepage)
     if settings.cut not in ("gs_v", "esc_m", "esc_i", "none"):
         raise EncodeError(f"unsupported cut mode: {settings.cut!r}")
-    lines = layout(receipt, settings.columns, codepage=codec)
     _log_replaced(tuple(c for line in lines for c in line.replaced), codec)
-
     printer = Dummy()
     printer.hw("INIT")
     printer._raw(ESC_T + bytes([CODEPAGES[codec]]))
