@@ -32,13 +32,13 @@ def _slow(quick: bool, root: Path) -> list[bench.Figure]:
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "BENCHMARKS",
                         {"fine": _fine, "boom": _boom, "slow": _slow})
-    monkeypatch.setattr(bench, "QUICK_LIMIT_S", 1.0)
     monkeypatch.setattr(bench, "STOP_GRACE_S", 5.0)
+    monkeypatch.setattr(bench, "MIN_LIMIT_S", 0.5)
 
 
 @pytest.mark.usefixtures("registry")
 def test_figures_come_back_from_the_benchmark_process(tmp_path: Path) -> None:
-    outcome = bench.run_one("fine", True, tmp_path)
+    outcome = bench.run_one("fine", True, tmp_path, 30.0)
 
     assert outcome.error == ""
     assert [(f.name, f.ratio) for f in outcome.figures] == [("thing", 2.0)]
@@ -46,7 +46,7 @@ def test_figures_come_back_from_the_benchmark_process(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("registry")
 def test_a_failing_benchmark_is_reported_not_fatal(tmp_path: Path) -> None:
-    outcome = bench.run_one("boom", True, tmp_path)
+    outcome = bench.run_one("boom", True, tmp_path, 30.0)
 
     assert outcome.figures == []
     assert outcome.error == "RuntimeError: the printer caught fire"
@@ -54,17 +54,23 @@ def test_a_failing_benchmark_is_reported_not_fatal(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("registry")
 def test_a_benchmark_over_its_limit_is_stopped(tmp_path: Path) -> None:
-    outcome = bench.run_one("slow", True, tmp_path)
+    outcome = bench.run_one("slow", True, tmp_path, 1.0)
 
     assert "no result within the 1 s limit" in outcome.error
     assert outcome.seconds < 10
+
+
+def test_a_spent_budget_runs_nothing(tmp_path: Path) -> None:
+    outcome = bench.run_one("fine", True, tmp_path, bench.MIN_LIMIT_S - 1)
+
+    assert outcome.error == "not run: the --quick time budget is spent"
 
 
 @pytest.mark.usefixtures("registry")
 def test_json_and_markdown_carry_floor_ratio_machine_and_command(
     tmp_path: Path,
 ) -> None:
-    outcomes = [bench.run_one("fine", True, tmp_path),
+    outcomes = [bench.run_one("fine", True, tmp_path, 30.0),
                 bench.Outcome("boom", 0.5, [], "RuntimeError: x")]
     args = argparse.Namespace(quick=True, readme=False, json=tmp_path / "r.json",
                               markdown=tmp_path / "r.md")
