@@ -461,7 +461,7 @@ def main() -> int:
     args = parser.parse_args()
     names = args.names or list(BENCHMARKS)
     outcomes: list[Outcome] = []
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="stallbox-bench-", dir=REPO) as tmp:
         for name in names:
             print(f"running {name} …", file=sys.stderr)
@@ -469,7 +469,7 @@ def main() -> int:
             limit_s = min(QUICK_LIMIT_S, left_s) if args.quick else FULL_LIMIT_S
             outcomes.append(run_one(name, args.quick, Path(tmp), limit_s))
             print(f"  {name}: {outcomes[-1].seconds:.1f} s", file=sys.stderr)
-    report(outcomes, args, names, time.perf_counter() - start)
+    report(outcomes, args, names, time.perf_counter() - start, load)
     return 1 if any(o.error for o in outcomes) else 0
 
 
@@ -567,10 +567,12 @@ def command_line(names: list[str], quick: bool) -> str:
                      *subset])
 
 
-def markdown(outcomes: list[Outcome], when: str, command: str, wall_s: float) -> str:
+def markdown(outcomes: list[Outcome], when: str, command: str, wall_s: float,
+             load: float) -> str:
     """Return the Markdown report: header, table, times, failures, plot link."""
     lines = [f"Measured {when} on {machine_summary()} with `{command}` "
-             f"({wall_s:.0f} s wall time).", "",
+             f"({wall_s:.0f} s wall time; load average {load:.1f} at the start, "
+             "figures are noisy when it exceeds the core count).", "",
              "| figure | value | floor (same run) | ratio | target |",
              "|---|---|---|---|---|",
              *(f.row() for o in outcomes for f in o.figures), "",
@@ -584,17 +586,17 @@ def markdown(outcomes: list[Outcome], when: str, command: str, wall_s: float) ->
 
 
 def report(outcomes: list[Outcome], args: argparse.Namespace, names: list[str],
-           wall_s: float) -> None:
+           wall_s: float, load: float = 0.0) -> None:
     """Print the table and write the JSON and Markdown files."""
     when, command = now_utc(), command_line(names, args.quick)
-    table = markdown(outcomes, when, command, wall_s)
+    table = markdown(outcomes, when, command, wall_s, load)
     print(table)
     args.markdown.write_text(table + "\n", encoding="utf-8")
     if args.readme:
         _update_readme(table)
     args.json.write_text(json.dumps({
         "measured_at": when, "machine": machine_summary(), "command": command,
-        "wall_s": round(wall_s, 1),
+        "wall_s": round(wall_s, 1), "load_average_at_start": round(load, 2),
         "benchmarks": [{"name": o.name, "seconds": round(o.seconds, 1),
                         "error": o.error or None} for o in outcomes],
         "figures": [{**asdict(f), "ratio": f.ratio, "benchmark": o.name}
