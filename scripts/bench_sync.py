@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-FILL_CHUNK = 5000
+FILL_CHUNK = 1000  # the journal writer seals at least every 1000 events
 READY_TIMEOUT_S = 30.0
 
 
@@ -39,18 +39,27 @@ def _sale(n: int) -> dict[str, Any]:
 
 
 def make_stall(state: Path, events: int) -> str:
-    """Create a state dir with a device key and a journal of sales; return the key."""
+    """Create a state dir with a device key and a signed journal; return the key.
+
+    Seals every FILL_CHUNK events, as the daemon's writer does under load.
+    """
     from daemon.journal.store import Journal
     from daemon.keys.device import DeviceIdentity
+    from daemon.trust.lifecycle import open_signer
 
     state.mkdir(parents=True, exist_ok=True)
 
+    def append(tx: Any, first: int, count: int) -> None:
+        for n in range(first, first + count):
+            tx.append("sale.completed", _sale(n))
+        tx.force_seal()
+
     async def fill() -> None:
         journal = Journal.open(state / "journal.sqlite3")
+        await open_signer(journal, state, "bench", None)
         for first in range(0, events, FILL_CHUNK):
             count = min(FILL_CHUNK, events - first)
-            await journal.transact(lambda tx, f=first, c=count: [
-                tx.append("sale.completed", _sale(n)) for n in range(f, f + c)])
+            await journal.transact(lambda tx, f=first, c=count: append(tx, f, c))
         await journal.close()
 
     asyncio.run(fill())

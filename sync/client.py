@@ -30,7 +30,7 @@ _LOG = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-USER_AGENT = "stallbox-sync/1"
+USER_AGENT = "stallbox-sync/2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,9 @@ class SyncWorker:
         self._journal = journal
         self._outbox = outbox or Outbox(journal.path, settings.stall_id, sign)
         self._backoff = Backoff(settings.backoff_base_s, settings.backoff_cap_s)
-        self._url = settings.url.rstrip("/") + protocol.batch_path(settings.stall_id)
+        base = settings.url.rstrip("/")
+        self._url = base + protocol.batch_path(settings.stall_id)
+        self._head_url = base + protocol.head_path(settings.stall_id)
         self._saved = cursor.Cursor()
         self._saved_at = time.monotonic()
         self.acked_seq = 0
@@ -178,13 +180,19 @@ class SyncWorker:
         st.state, st.next_attempt, st.round_events = "syncing", "", 0
         st.round_started = time.monotonic()
         st.bytes_remaining = await self._outbox.bytes_after(self.acked_seq)
+        await self._seal_tail()
         while True:
             batch = await self._next_batch()
             if batch is None:
                 if await self._persist(caught_up=True):
+                    await self._seal_tail()
                     continue  # ship our own sync.acked event too, then rest
-                self._caught_up()
-                return
+                if await self._push_head():
+                    self._caught_up()
+                    return
+                if self.status.state != "syncing":
+                    return
+                continue  # the receiver holds less than we thought: resend
             self._prefetch = asyncio.create_task(self._outbox.prepare(batch.last_seq))
             if not self._apply(await self._send(batch), batch):
                 return
@@ -207,16 +215,48 @@ class SyncWorker:
 
     # -- one batch --------------------------------------------------------
 
+    async def _seal_tail(self) -> None:
+        """Ask the writer to seal an unsealed tail so this round can ship it."""
+        try:
+            await self._journal.seal()
+        except StallboxError as err:
+            _LOG.debug("could not seal the tail before syncing: %s", err)
+
+    async def _push_head(self) -> bool:
+        """Report the chain head; return True when the receiver holds all of it."""
+        raw, signature = await self._outbox.prepare_head()
+        headers = {"Content-Type": protocol.HEAD_CONTENT_TYPE,
+                   protocol.SIGNATURE_HEADER: signature}
+        outcome = await self._post(self._head_url, raw, headers)
+        if isinstance(outcome, protocol.Acked):
+            if outcome.seq >= self.acked_seq:
+                return True
+            _LOG.warning("receiver holds seq %d only; resending from there",
+                         outcome.seq)
+            self.acked_seq = outcome.seq
+            return False
+        if isinstance(outcome, protocol.Retry):
+            self._schedule_retry(outcome)
+        elif isinstance(outcome, protocol.Park):
+            self._park(outcome.status, outcome.message)
+        else:
+            self._park(409, f"unexpected answer to the chain head: {outcome}")
+        return False
+
     async def _send(self, batch: PreparedBatch) -> protocol.Outcome:
-        assert self._session is not None
         headers = {"Content-Type": protocol.CONTENT_TYPE,
                    "Content-Encoding": protocol.CONTENT_ENCODING,
                    protocol.SIGNATURE_HEADER: batch.signature,
                    protocol.IDEMPOTENCY_HEADER: batch.key}
         _LOG.debug("posting batch %s (%d bytes)", batch.key, len(batch.payload))
+        return await self._post(self._url, batch.payload, headers)
+
+    async def _post(self, url: str, payload: bytes,
+                    headers: dict[str, str]) -> protocol.Outcome:
+        assert self._session is not None
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
-                async with self._session.post(self._url, data=batch.payload,
+                async with self._session.post(url, data=payload,
                                               headers=headers) as resp:
                     body = await resp.read()
                     after = parse_retry_after(resp.headers.get("Retry-After"))

@@ -31,3 +31,14 @@ class GapError(SyncError):
 
 class JournalBroken(SyncError):
     """Raised when the local journal's chain is broken; nothing is sent."""
+
+
+class JournalTruncated(SyncError):
+    """Raised when a stall reports a chain head behind what it reported or sent."""
+
+    def __init__(self, reported_seq: int, held_seq: int) -> None:
+        super().__init__(f"the stall's journal ends at seq {reported_seq}, but it "
+                         f"already reached seq {held_seq}: its last "
+                         f"{held_seq - reported_seq} events were removed")
+        self.reported_seq = reported_seq
+        self.held_seq = held_seq

@@ -1,10 +1,15 @@
-"""The sync wire format, as pure functions over bytes.
+"""The sync wire format (batch v2), as pure functions over bytes.
 
 A batch is one HTTP POST to ``{url}/v1/stalls/{stall_id}/batches``. Its body,
 before compression, is newline-separated canonical JSON: the first line is the
 batch header, then each event's body exactly as the journal stored it (the
 bytes its hash was taken over; canonical JSON never holds a raw newline). The
 receiver re-derives every hash from ``prev_hash``, so no per-event hash travels.
+
+v2 batches end on a journal seal: the header carries the seal rows inside the
+range (the last one signs ``last_hash``), the epoch certificates those seals
+need that are not events of the batch, and the journal's chain head when the
+batch was read, so the receiver can tell a journal that lost its tail.
 
 The body is sent ``Content-Encoding: deflate`` (zlib, RFC 9110 §8.4.1.2). The
 device signs ``SIGN_CONTEXT ‖ SHA-256(uncompressed body)`` with Ed25519; the
@@ -21,20 +26,23 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.journal.canonical import canonical_bytes, parse_canonical
 from sync.errors import BatchRejected
 
-BATCH_VERSION = 1
+BATCH_VERSION = 2
 CONTENT_TYPE = "application/vnd.stallbox.batch+ndjson"
 CONTENT_ENCODING = "deflate"
 SIGNATURE_HEADER = "Stallbox-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGN_CONTEXT = b"stallbox-sync-batch-v1\n"
+HEAD_SIGN_CONTEXT = b"stallbox-sync-head-v2\n"
+HEAD_CONTENT_TYPE = "application/vnd.stallbox.head+json"
 COMPRESS_LEVEL = 1  # level 6 buys ~10 % size for 3x the CPU on a Pi
 GAP_TYPE = "urn:stallbox:problem:sync-gap"
+TRUNCATED_TYPE = "urn:stallbox:problem:journal-truncated"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -48,6 +56,9 @@ class BatchHeader:
     prev_hash: bytes
     last_hash: bytes
     clock: Mapping[str, Any]
+    head: Head = field(default_factory=lambda: Head(0, bytes(32)))
+    seals: Sequence[SealRow] = ()
+    certs: Sequence[Mapping[str, Any]] = ()
 
     @property
     def count(self) -> int:
@@ -57,7 +68,42 @@ class BatchHeader:
         return {"v": BATCH_VERSION, "stall_id": self.stall_id,
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "count": self.count, "prev_hash": self.prev_hash.hex(),
-                "last_hash": self.last_hash.hex(), "clock": dict(self.clock)}
+                "last_hash": self.last_hash.hex(), "clock": dict(self.clock),
+                "head": self.head.to_dict(),
+                "seals": [seal_to_wire(seal) for seal in self.seals],
+                "certs": [dict(cert) for cert in self.certs]}
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The journal's chain head (seq and hash of its last event) at reading time."""
+
+    seq: int
+    hash: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash.hex()}
+
+
+SealRow = tuple[int, int, bytes, bytes]  # seq, epoch, hash, signature
+
+
+def seal_to_wire(seal: SealRow) -> list[Any]:
+    """Return a seal row as the header carries it: [seq, epoch, hash hex, sig b64]."""
+    seq, epoch, digest, signature = seal
+    return [seq, epoch, bytes(digest).hex(),
+            base64.urlsafe_b64encode(bytes(signature)).decode().rstrip("=")]
+
+
+def encode_head(stall_id: str, head: Head, clock: Mapping[str, Any]) -> bytes:
+    """Return the body of a head push: the chain head the journal ends at now."""
+    return canonical_bytes({"v": BATCH_VERSION, "stall_id": stall_id,
+                            "head": head.to_dict(), "clock": dict(clock)})
+
+
+def head_path(stall_id: str) -> str:
+    """Return the receiver path the chain head is pushed to."""
+    return f"/v1/stalls/{stall_id}/head"
 
 
 def batch_path(stall_id: str) -> str:
@@ -85,9 +131,15 @@ def signing_message(raw: bytes) -> bytes:
     return SIGN_CONTEXT + hashlib.sha256(raw).digest()
 
 
-def sign_batch(sign: Callable[[bytes], bytes], raw: bytes) -> str:
-    """Return the Stallbox-Signature header value for a batch body."""
-    signature = sign(signing_message(raw))
+def head_signing_message(raw: bytes) -> bytes:
+    """Return what the device signs for a head push (a context of its own)."""
+    return HEAD_SIGN_CONTEXT + hashlib.sha256(raw).digest()
+
+
+def sign_batch(sign: Callable[[bytes], bytes], raw: bytes, *,
+               head: bool = False) -> str:
+    """Return the Stallbox-Signature header value for a batch or head body."""
+    signature = sign(head_signing_message(raw) if head else signing_message(raw))
     return "ed25519=" + base64.urlsafe_b64encode(signature).decode().rstrip("=")
 
 

@@ -1,8 +1,10 @@
-"""Shared pieces of the sync tests: journals full of sales, a receiver on loopback."""
+"""Shared pieces of the sync tests: signed journals of sales, a receiver on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,14 @@ from aiohttp import web
 
 from daemon.journal.store import Journal, Tx
 from daemon.keys.device import DeviceIdentity
+from daemon.trust.lifecycle import last_certified, open_signer
 from sync.client import SyncSettings, SyncWorker
 from sync.receiver.app import create_receiver_app
 from sync.receiver.sqlite_store import SqliteStorage
 
 STALL = "stall-t1"
-FILL_CHUNK = 5000
+JOURNAL_STALL = "stall-1"  # the [stall] id the certificates name; may differ
+FILL_CHUNK = 100  # the daemon's writer seals every <= 1000 events; tests more often
 
 
 def sale_data(n: int) -> dict[str, Any]:
@@ -39,19 +43,41 @@ def sale_data(n: int) -> dict[str, Any]:
     }
 
 
-async def fill(journal: Journal, count: int, start: int = 0) -> None:
-    """Append count sale events in large transactions."""
+async def fill(journal: Journal, count: int, start: int = 0,
+               chunk: int = FILL_CHUNK) -> None:
+    """Append count sale events in transactions of chunk, each sealed."""
     done = 0
     while done < count:
-        size = min(FILL_CHUNK, count - done)
+        size = min(chunk, count - done)
         first = start + done
 
         def append(tx: Tx, first: int = first, size: int = size) -> None:
             for n in range(first, first + size):
                 tx.append("sale.completed", sale_data(n))
+            tx.force_seal()
 
         await journal.transact(append)
         done += size
+
+
+async def open_signed(path: Path, state_dir: Path,
+                      stall_id: str = JOURNAL_STALL) -> Journal:
+    """Open a journal signed as the daemon signs it (a new epoch per start)."""
+    journal = await asyncio.to_thread(Journal.open, path)
+    conn = sqlite3.connect(path)
+    try:
+        certified = last_certified(conn)
+    finally:
+        conn.close()
+    await open_signer(journal, state_dir, stall_id, certified)
+    return journal
+
+
+def device_dir(tmp: Path) -> Path:
+    """Return the state dir holding the device key the test journal signs with."""
+    path = tmp / "device"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 class Receiver:

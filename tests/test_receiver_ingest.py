@@ -16,20 +16,28 @@ from daemon.journal.store import Journal
 from daemon.keys.device import DeviceIdentity
 from sync import protocol
 from sync.outbox import Outbox, PreparedBatch
-from tests.synchelpers import STALL, Receiver, fill, identity, sale_data
+from tests.synchelpers import (
+    STALL,
+    Receiver,
+    device_dir,
+    fill,
+    identity,
+    open_signed,
+    sale_data,
+)
 
 
 @pytest.fixture
 async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal.open(tmp_path / "journal.sqlite3")
-    await fill(j, 30)
+    j = await open_signed(tmp_path / "journal.sqlite3", device_dir(tmp_path))
+    await fill(j, 30, chunk=1)  # every event sealed: batches of any size
     yield j
     await j.close()
 
 
 @pytest.fixture
 def key(tmp_path: Path) -> DeviceIdentity:
-    return identity(tmp_path)
+    return DeviceIdentity.load_or_create(device_dir(tmp_path))
 
 
 @pytest.fixture
@@ -153,8 +161,8 @@ async def test_a_batch_that_does_not_continue_the_held_chain_is_refused(
         tmp_path: Path, key: DeviceIdentity, receiver: Receiver,
         journal: Journal, session: aiohttp.ClientSession) -> None:
     await post(session, receiver, await batch(journal, key, 0, 10))
-    other = Journal.open(tmp_path / "other.sqlite3")
-    await fill(other, 20, start=500)  # same seqs, different events
+    other = await open_signed(tmp_path / "other.sqlite3", device_dir(tmp_path))
+    await fill(other, 40, start=500, chunk=1)  # same seqs, different events
     try:
         later = await batch(other, key, 10, 5)
         overlap = await batch(other, key, 5, 10)
@@ -169,17 +177,18 @@ async def test_a_batch_that_does_not_continue_the_held_chain_is_refused(
 async def test_an_invalid_event_gets_422_naming_the_field(
         tmp_path: Path, key: DeviceIdentity, receiver: Receiver,
         session: aiohttp.ClientSession) -> None:
-    bad = Journal.open(tmp_path / "bad.sqlite3")
+    bad = await open_signed(tmp_path / "bad.sqlite3", device_dir(tmp_path))
     data = sale_data(1)
     data["lines"][0]["qty"] = "2"
     await bad.append("sale.completed", sale_data(0))
     await bad.append("sale.completed", data)
+    await bad.seal()
     try:
         status, body = await post(session, receiver, await batch(bad, key, 0, 5))
     finally:
         await bad.close()
     assert status == 422
-    assert body["field"] == "events[1].data.lines[0].qty"
+    assert body["field"] == "events[2].data.lines[0].qty"  # 0: key, 1: sale 0
     assert "integer" in body["detail"]
     assert await receiver.stored_seqs() == []
 
@@ -197,11 +206,11 @@ async def test_the_idempotency_key_must_match_the_signed_range(
 async def test_body_limit_after_inflating_gives_413(
         tmp_path: Path, journal: Journal, key: DeviceIdentity,
         session: aiohttp.ClientSession) -> None:
-    rec = await Receiver(tmp_path / "small", max_batch_bytes=4096).start()
+    rec = await Receiver(tmp_path / "small", max_batch_bytes=16384).start()
     await rec.enrol(key)
     try:
         b = await batch(journal, key, 0, 30)
-        assert len(b.payload) < 4096 < b.raw_bytes
+        assert len(b.payload) < 16384 < b.raw_bytes
         status, body = await post(session, rec, b)
     finally:
         await rec.stop()
@@ -237,8 +246,8 @@ async def test_invoices_are_built_from_sales(
     async with session.get(f"{receiver.url}/v1/stalls/{STALL}/invoices",
                            params={"limit": "10"}) as resp:
         page = await resp.json()
-    assert [inv["seq"] for inv in page["items"]] == list(range(1, 11))
-    assert page["next_after_seq"] == 10
+    assert [inv["seq"] for inv in page["items"]] == list(range(2, 12))  # 1: key
+    assert page["next_after_seq"] == 11
     async with session.get(f"{receiver.url}/v1/stalls/{STALL}/invoices/s00000001"
                            ) as resp:
         invoice = await resp.json()
@@ -247,7 +256,8 @@ async def test_invoices_are_built_from_sales(
     assert invoice["taxes"] == sale["taxes"]
     assert invoice["net_minor"] + invoice["tax_minor"] == sale["total_minor"]
     assert invoice["payments"] == [{"method": "cash",
-                                    "amount_minor": sale["total_minor"]}]
+                                    "amount_minor": sale["total_minor"],
+                                    "tendered_minor": sale["total_minor"]}]
     assert invoice["lines"][0]["sku"] == "BROT"
     async with session.get(f"{receiver.url}/v1/stalls/{STALL}/invoices/nope") as r:
         assert r.status == 404

@@ -14,20 +14,27 @@ from daemon.keys.device import DeviceIdentity
 from sync import cursor
 from sync.client import SyncWorker
 from sync.errors import BatchRejected
-from tests.synchelpers import STALL, Receiver, fill, identity, worker
+from tests.synchelpers import (
+    STALL,
+    Receiver,
+    device_dir,
+    fill,
+    open_signed,
+    worker,
+)
 from tests.test_sync_faults import assert_exactly_once, drain
 
 
 @pytest.fixture
 async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal.open(tmp_path / "journal.sqlite3")
+    j = await open_signed(tmp_path / "journal.sqlite3", device_dir(tmp_path))
     yield j
     await j.close()
 
 
 @pytest.fixture
 def key(tmp_path: Path) -> DeviceIdentity:
-    return identity(tmp_path)
+    return DeviceIdentity.load_or_create(device_dir(tmp_path))
 
 
 @pytest.fixture
@@ -61,7 +68,7 @@ async def test_an_idle_stall_does_not_churn(journal: Journal, receiver: Receiver
     await fill(journal, 20)
     await running.sync_now()
     head = journal.head_seq
-    assert head == 21  # 20 sales and one sync.acked, itself shipped
+    assert head == 22  # the epoch key, 20 sales and one sync.acked, shipped too
     for _ in range(3):
         status = await running.sync_now()
     assert journal.head_seq == head
@@ -85,6 +92,7 @@ def test_cursor_policy_counts_only_real_events() -> None:
 
 async def test_sync_now_joins_the_running_round(journal: Journal,
                                                 running: SyncWorker) -> None:
+    await running.sync_now()  # the start-up round
     await fill(journal, 500)
     first, second = running.sync_now(), running.sync_now()
     assert first is second
@@ -196,7 +204,7 @@ async def test_a_clock_jumped_backwards_reorders_nothing(
     await running.sync_now()
     async with asyncio.timeout(5):
         invoices = await receiver.storage.invoices(STALL, 0, 10)
-    assert [inv["seq"] for inv in invoices] == [1, 2, 3, 4, 5]
+    assert [inv["seq"] for inv in invoices] == [2, 3, 4, 5, 6]  # 1: epoch key
     assert [inv["sale_id"] for inv in invoices] == [f"s{n:08d}" for n in range(5)]
     assert invoices[2]["device_ts"] < invoices[1]["device_ts"]
     stall = await receiver.storage.get_stall(STALL)

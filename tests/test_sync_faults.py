@@ -21,7 +21,14 @@ from tests.faultproxy import (
     Fault,
     FaultProxy,
 )
-from tests.synchelpers import STALL, Receiver, fill, identity, worker
+from tests.synchelpers import (
+    STALL,
+    Receiver,
+    device_dir,
+    fill,
+    open_signed,
+    worker,
+)
 
 EVENTS = 1200
 BATCH_EVENTS = 200
@@ -29,14 +36,14 @@ BATCH_EVENTS = 200
 
 @pytest.fixture
 async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal.open(tmp_path / "journal.sqlite3")
+    j = await open_signed(tmp_path / "journal.sqlite3", device_dir(tmp_path))
     yield j
     await j.close()
 
 
 @pytest.fixture
 def key(tmp_path: Path) -> DeviceIdentity:
-    return identity(tmp_path)
+    return DeviceIdentity.load_or_create(device_dir(tmp_path))
 
 
 @pytest.fixture

@@ -17,15 +17,19 @@ from sync.errors import BatchRejected
 
 def header() -> protocol.BatchHeader:
     return protocol.BatchHeader("stall-1", 7, 8, bytes(32), b"\x01" * 32,
-                                {"sent_at": "2025-06-01T10:00:00.000000Z"})
+                                {"sent_at": "2025-06-01T10:00:00.000000Z"},
+                                head=protocol.Head(9, b"\x01" * 32),
+                                seals=[(8, 3, b"\x01" * 32, bytes(64))])
 
 
 def test_batch_body_is_header_line_then_stored_bodies() -> None:
     raw = protocol.encode_batch(header(), [b'{"seq":7}', b'{"seq":8}'])
     assert raw == (
-        b'{"clock":{"sent_at":"2025-06-01T10:00:00.000000Z"},"count":2,'
-        b'"first_seq":7,"last_hash":"' + b"01" * 32 + b'","last_seq":8,'
-        b'"prev_hash":"' + b"00" * 32 + b'","stall_id":"stall-1","v":1}\n'
+        b'{"certs":[],"clock":{"sent_at":"2025-06-01T10:00:00.000000Z"},"count":2,'
+        b'"first_seq":7,"head":{"hash":"' + b"01" * 32 + b'","seq":9},'
+        b'"last_hash":"' + b"01" * 32 + b'","last_seq":8,'
+        b'"prev_hash":"' + b"00" * 32 + b'","seals":[[8,3,"' + b"01" * 32 + b'",'
+        b'"' + b"A" * 86 + b'"]],"stall_id":"stall-1","v":2}\n'
         b'{"seq":7}\n{"seq":8}')
     parsed, lines = protocol.split_batch(raw)
     assert parsed["count"] == 2 and lines == [b'{"seq":7}', b'{"seq":8}']

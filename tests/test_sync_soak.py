@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal.store import Journal
+from daemon.keys.device import DeviceIdentity
 from tests.faultproxy import FaultProxy, random_fault
-from tests.synchelpers import Receiver, fill, identity, worker
+from tests.synchelpers import Receiver, device_dir, fill, open_signed, worker
 from tests.test_sync_faults import assert_exactly_once, drain
 
 SOAK_EVENTS = 100_000
@@ -21,8 +21,8 @@ SOAK_BUDGET_S = 55.0
 @pytest.mark.timeout(90)
 async def test_soak_100k_events_with_random_faults(tmp_path: Path) -> None:
     started = time.monotonic()
-    journal = Journal.open(tmp_path / "journal.sqlite3")
-    key = identity(tmp_path)
+    journal = await open_signed(tmp_path / "journal.sqlite3", device_dir(tmp_path))
+    key = DeviceIdentity.load_or_create(device_dir(tmp_path))
     receiver = await Receiver(tmp_path / "receiver").start()
     await receiver.enrol(key)
     proxy = await FaultProxy(receiver.port).start()
@@ -30,7 +30,7 @@ async def test_soak_100k_events_with_random_faults(tmp_path: Path) -> None:
     proxy.chooser = lambda: random_fault(rng, FAULT_RATE, delay_s=0.5)
     w = worker(journal, proxy.url, key, request_timeout_s=0.3)
     try:
-        await fill(journal, SOAK_EVENTS)
+        await fill(journal, SOAK_EVENTS, chunk=1000)  # as the writer seals
         await w.start()
         await drain(w, journal, timeout_s=SOAK_BUDGET_S - (time.monotonic() - started))
         await w.stop()

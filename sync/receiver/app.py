@@ -1,4 +1,5 @@
-"""The receiver's HTTP service: ingest batches, enrol stalls, status and invoices."""
+"""The receiver's HTTP service: ingest batches and heads, enrol stalls, status,
+invoices and the public receipt check."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.errors import InputError
 from daemon.journal.store import utc_now
+from daemon.trust.excerpt import MAX_TEXT, ExcerptCheck
 from sync import protocol
-from sync.errors import BatchRejected, GapError
-from sync.receiver import verify
+from sync.errors import BatchRejected, GapError, JournalTruncated
+from sync.receiver import receipt_page, verify
 from sync.receiver.model import StallRecord, VerifiedBatch
 from sync.receiver.storage import Storage
 
@@ -79,6 +82,14 @@ async def errors_middleware(request: web.Request,
         return problem(409, "Sequence gap", str(err), type=protocol.GAP_TYPE,
                        expected_seq=err.expected_seq,
                        acked_seq=err.expected_seq - 1)
+    except JournalTruncated as err:
+        return problem(409, "Journal truncated", f"{err}; nothing stored. Check the "
+                       "stall's journal (stallbox verify) before syncing again",
+                       type=protocol.TRUNCATED_TYPE, head_seq=err.reported_seq,
+                       reached_seq=err.held_seq)
+    except InputError as err:
+        extra = {"field": err.field} if err.field else {}
+        return problem(422, "Invalid input", err.detail, **extra)
     except web.HTTPException as err:
         if err.status < 400:
             raise
@@ -124,6 +135,26 @@ async def post_batch(request: web.Request) -> web.Response:
                batch.first_seq, batch.last_seq, result.stored, result.acked_seq)
     return web.json_response(protocol.ack_body(stall_id, result.acked_seq,
                                                result.stored))
+
+
+@routes.post("/v1/stalls/{stall_id}/head")
+async def post_head(request: web.Request) -> web.Response:
+    """Record the chain head a stall reports; a head gone back is a truncation."""
+    stall_id = request.match_info["stall_id"]
+    storage = request.app[STORAGE]
+    stall = await storage.get_stall(stall_id)
+    if stall is None or stall.revoked:
+        raise _unknown_device(stall_id)
+    raw = await request.content.read(ENROL_BODY_MAX + 1)
+    if len(raw) > ENROL_BODY_MAX:
+        raise web.HTTPRequestEntityTooLarge(max_size=ENROL_BODY_MAX,
+                                            actual_size=len(raw))
+    verify.check_head_signature(
+        stall, request.headers.get(protocol.SIGNATURE_HEADER, ""), raw)
+    head, clock = verify.verify_head(stall_id, raw)
+    result = await storage.push_head(stall_id, head, clock, utc_now())
+    return web.json_response({"stall_id": stall_id, "acked_seq": result.acked_seq,
+                              "head_seq": head.seq})
 
 
 def _run_verifiers(verifiers: Sequence[verify.EventVerifier], stall: StallRecord,
@@ -217,6 +248,46 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+@routes.post("/v1/receipts/verify")
+async def verify_receipt_api(request: web.Request) -> web.Response:
+    """Check a receipt's QR text against the journals received; public."""
+    body = await _small_json(request)
+    text = body.get("receipt")
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
+        raise BatchRejected(422, "Invalid receipt", f"send receipt: the text under "
+                            f"the QR code (at most {MAX_TEXT} characters)",
+                            field="receipt")
+    verdict = await _check_receipt(request, text)
+    return web.json_response(receipt_page.shaped(verdict))
+
+
+@routes.get("/verify")
+async def verify_page(request: web.Request) -> web.Response:
+    """Show the public receipt check form."""
+    return receipt_page.render(None, "", "")
+
+
+@routes.post("/verify")
+async def verify_submit(request: web.Request) -> web.Response:
+    """Check the posted receipt text and show the verdict."""
+    form = await request.post()
+    text = form.get("receipt", "")
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
+        return receipt_page.render(None, "", "Paste the text under the receipt's "
+                                   "QR code.", status=422)
+    try:
+        verdict = await _check_receipt(request, text)
+    except InputError as err:
+        return receipt_page.render(None, text, err.detail, status=422)
+    return receipt_page.render(receipt_page.shaped(verdict), text, "")
+
+
+async def _check_receipt(request: web.Request, text: str) -> ExcerptCheck:
+    verdict = await request.app[STORAGE].receipt_check(text)
+    _LOG.debug("receipt check: %s", "genuine" if verdict.genuine else "refused")
+    return verdict
 
 
 def create_receiver_app(storage: Storage, *, rate_per_s: float = RATE_BATCHES_PER_S,

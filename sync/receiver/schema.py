@@ -45,8 +45,9 @@ def need_int(obj: Mapping[str, Any], key: str, path: str, low: int = 0) -> int:
 
 def check_header(header: Mapping[str, Any]) -> None:
     """Check the batch header line's fields."""
-    if header.get("v") != 1:
-        raise Invalid("header.v", "must be 1 (this receiver speaks batch format v1)")
+    if header.get("v") != 2:
+        raise Invalid("header.v", "must be 2 (this receiver speaks batch format v2: "
+                      "batches end on a seal; update the daemon)")
     stall_id = need(header, "stall_id", str, "header")
     if not 0 < len(stall_id) <= STALL_ID_MAX:
         raise Invalid("header.stall_id", f"must be 1 to {STALL_ID_MAX} characters")
@@ -55,10 +56,38 @@ def check_header(header: Mapping[str, Any]) -> None:
     if need_int(header, "count", "header", 1) != last - first + 1:
         raise Invalid("header.count", "must equal last_seq - first_seq + 1")
     for key in ("prev_hash", "last_hash"):
-        value = need(header, key, str, "header")
-        if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
-            raise Invalid(f"header.{key}", "must be 64 lowercase hex digits")
+        need_hex(header, key, "header")
     need(header, "clock", dict, "header")
+    check_head(need(header, "head", dict, "header"), "header.head")
+    need(header, "seals", list, "header")
+    for index, cert in enumerate(need(header, "certs", list, "header")):
+        if type(cert) is not dict:
+            raise Invalid(f"header.certs[{index}]", "must be an object")
+
+
+def need_hex(obj: Mapping[str, Any], key: str, path: str) -> str:
+    """Return a field holding a SHA-256 digest as 64 lowercase hex digits."""
+    value = need(obj, key, str, path)
+    if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+        raise Invalid(f"{path}.{key}", "must be 64 lowercase hex digits")
+    return value
+
+
+def check_head(head: Mapping[str, Any], path: str) -> None:
+    """Check a reported chain head: {"seq": N, "hash": hex}."""
+    need_int(head, "seq", path)
+    need_hex(head, "hash", path)
+
+
+def check_head_push(body: Any) -> None:
+    """Check the body of a head push."""
+    if type(body) is not dict:
+        raise Invalid("body", "must be an object")
+    if body.get("v") != 2:
+        raise Invalid("v", "must be 2")
+    need(body, "stall_id", str, "")
+    need(body, "clock", dict, "")
+    check_head(need(body, "head", dict, ""), "head")
 
 
 def check_event(record: Any, path: str) -> None:
@@ -81,11 +110,29 @@ _TAX = (("code", str), ("rate_bp", int), ("net_minor", int), ("tax_minor", int),
 _PAYMENT = (("method", str), ("amount_minor", int))
 _SALE = (("id", str), ("currency", str), ("total_minor", int),
          ("change_minor", int), ("lines", list), ("taxes", list), ("payments", list))
+_REFUND = (("id", str), ("sale_id", str), ("currency", str), ("total_minor", int),
+           ("lines", list), ("taxes", list), ("tenders", list))
+_REFUND_LINE = (("sku", str), ("qty", int), ("amount_minor", int))
+_SALE_REF = (("sale_id", str),)
+# Each spec compiled to (keys, types): one pass in C checks the common case.
+_COMPILED: dict[int, tuple[tuple[str, ...], tuple[type, ...]]] = {}
+
+
+def _compiled(spec: tuple[tuple[str, type], ...]
+              ) -> tuple[tuple[str, ...], tuple[type, ...]]:
+    found = _COMPILED.get(id(spec))
+    if found is None:
+        found = _COMPILED[id(spec)] = (tuple(k for k, _ in spec),
+                                       tuple(t for _, t in spec))
+    return found
 
 
 def fields(obj: Mapping[str, Any], spec: tuple[tuple[str, type], ...],
            path: str) -> None:
     """Check many fields at once; exact types, as JSON decoding produces them."""
+    keys, types = _compiled(spec)
+    if tuple(map(type, map(obj.get, keys))) == types:
+        return
     for key, kind in spec:
         if type(obj.get(key)) is not kind:
             need(obj, key, kind, path)  # raises with the precise message
@@ -98,26 +145,41 @@ def _items(items: list[Any], spec: tuple[tuple[str, type], ...], path: str) -> N
         fields(item, spec, f"{path}[{index}]")
 
 
-def _sale_completed(data: Mapping[str, Any], path: str) -> None:
+def _sale(data: Mapping[str, Any], path: str) -> None:
+    """Check a sale body (sale.completed and sale.pending); payouts are negative."""
     fields(data, _SALE, path)
     if len(data["currency"]) != 3:
         raise Invalid(f"{path}.currency", "must be an ISO 4217 code")
-    for key in ("lines", "payments"):
-        if not data[key]:
-            raise Invalid(f"{path}.{key}", "must have at least 1 item(s)")
+    if not data["lines"]:
+        raise Invalid(f"{path}.lines", "must have at least 1 item(s)")
     _items(data["lines"], _LINE, f"{path}.lines")
     _items(data["taxes"], _TAX, f"{path}.taxes")
     _items(data["payments"], _PAYMENT, f"{path}.payments")
-    for key in ("total_minor", "change_minor"):
-        if data[key] < 0:
-            raise Invalid(f"{path}.{key}", "must be at least 0")
+    if data["change_minor"] < 0:
+        raise Invalid(f"{path}.change_minor", "must be at least 0")
+    if not data["payments"] and data["total_minor"] > 0:
+        raise Invalid(f"{path}.payments", "must have at least 1 item(s)")
     for index, line in enumerate(data["lines"]):
-        if line["qty"] < 1:
-            raise Invalid(f"{path}.lines[{index}].qty", "must be at least 1")
+        if line["qty"] == 0:
+            raise Invalid(f"{path}.lines[{index}].qty", "must not be 0")
+
+
+def _refund(data: Mapping[str, Any], path: str) -> None:
+    fields(data, _REFUND, path)
+    _items(data["lines"], _REFUND_LINE, f"{path}.lines")
+    _items(data["taxes"], _TAX, f"{path}.taxes")
+    _items(data["tenders"], _PAYMENT, f"{path}.tenders")
+
+
+def _sale_ref(data: Mapping[str, Any], path: str) -> None:
+    fields(data, _SALE_REF, path)
 
 
 def _sync_acked(data: Mapping[str, Any], path: str) -> None:
     need_int(data, "acked_seq", path)
 
 
-_KINDS = {"sale.completed": _sale_completed, "sync.acked": _sync_acked}
+_KINDS = {"sale.completed": _sale, "sale.pending": _sale, "sale.refunded": _refund,
+          "sale.cancelled": _sale_ref, "sync.acked": _sync_acked}
+_KINDS.update((f"payment.{k}", _sale_ref) for k in (
+    "intent_created", "approved", "declined", "aborted", "unknown", "resolved"))

@@ -1,15 +1,18 @@
 """The receiver's one narrow storage interface; SQLite now, PostgreSQL can follow.
 
 A backend must make ``ingest`` atomic per stall: read the stall's tail, call
-``verify.plan_ingest`` and store the new events, the invoices and the new tail
-in one transaction, durable before it returns (the client is about to move
-its cursor on the answer).
+``trust.check_head``, ``verify.plan_ingest`` and ``trust.check_batch``, and
+store the new events, seals, epoch keys, invoices and the new tail in one
+transaction, durable before it returns (the client is about to move its
+cursor on the answer).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from daemon.trust.excerpt import ExcerptCheck
+from sync.protocol import Head
 from sync.receiver.model import IngestResult, StallRecord, VerifiedBatch
 
 
@@ -40,6 +43,15 @@ class Storage(Protocol):
     async def ingest(self, batch: VerifiedBatch, received_at: str,
                      clock_offset_ms: int | None) -> IngestResult:
         """Store the batch's new events atomically; raise GapError or BatchRejected."""
+        ...
+
+    async def push_head(self, stall_id: str, head: Head, clock: dict[str, Any],
+                        received_at: str) -> IngestResult:
+        """Check and record a reported chain head; raise JournalTruncated."""
+        ...
+
+    async def receipt_check(self, text: str) -> ExcerptCheck:
+        """Check a receipt excerpt against the stored journals."""
         ...
 
     async def invoices(self, stall_id: str, after_seq: int,

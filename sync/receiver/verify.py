@@ -8,6 +8,7 @@ one stall can never both extend the same tail.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from daemon.journal.canonical import chain_hash, parse_canonical
 from daemon.keys.device import verify_signature
@@ -49,22 +50,80 @@ def verify_batch(stall_id: str, raw: bytes, key: str) -> VerifiedBatch:
     events = _chain(first, prev_hash, lines)
     if events[-1].hash != bytes.fromhex(header["last_hash"]):
         raise _broken(last, "the events do not hash to header.last_hash")
+    head = _head(header["head"], "header.head")
+    if head.seq < last:
+        raise schema.Invalid("header.head.seq", f"is {head.seq}, before the batch's "
+                             f"last seq {last}")
     return VerifiedBatch(stall_id, first, last, prev_hash, events[-1].hash,
-                         header["clock"], tuple(events))
+                         header["clock"], tuple(events), head,
+                         _seals(header["seals"], first, last),
+                         tuple(header["certs"]))
+
+
+def _head(doc: dict[str, Any], path: str) -> protocol.Head:
+    schema.check_head(doc, path)
+    return protocol.Head(doc["seq"], bytes.fromhex(doc["hash"]))
+
+
+def verify_head(stall_id: str, raw: bytes) -> tuple[protocol.Head, dict[str, Any]]:
+    """Parse a signed head push; return the head and the device's clock report."""
+    try:
+        body = parse_canonical(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise schema.Invalid("body", f"is not JSON without floats: {err}") from err
+    schema.check_head_push(body)
+    if body["stall_id"] != stall_id:
+        raise schema.Invalid("stall_id", "differs from the stall in the URL")
+    return _head(body["head"], "head"), body["clock"]
+
+
+def check_head_signature(stall: StallRecord, signature_header: str,
+                         raw: bytes) -> None:
+    """Raise BatchRejected (401) unless the stall's device key signed the head."""
+    signature = protocol.parse_signature(signature_header)
+    if not verify_signature(stall.public_key, signature,
+                            protocol.head_signing_message(raw)):
+        raise BatchRejected(401, "Bad signature", "the head signature does not "
+                            "verify with the key enrolled for this stall",
+                            field=protocol.SIGNATURE_HEADER)
+
+
+def _seals(items: list[Any], first: int, last: int) -> tuple[protocol.SealRow, ...]:
+    """Decode the header's seal rows; they must lie in the batch, in order."""
+    seals: list[protocol.SealRow] = []
+    for index, item in enumerate(items):
+        path = f"header.seals[{index}]"
+        try:
+            seq, epoch, digest, signature = item
+            row = (int(seq), int(epoch), bytes.fromhex(digest),
+                   protocol.b64decode(signature))
+        except (TypeError, ValueError) as err:
+            raise schema.Invalid(path, "must be [seq, epoch, hash hex, signature "
+                                 "base64]") from err
+        if not first <= row[0] <= last or (seals and row[0] <= seals[-1][0]):
+            raise schema.Invalid(path, f"seal of seq {row[0]} is outside the batch "
+                                 "or out of order")
+        seals.append(row)
+    if not seals or seals[-1][0] != last:
+        raise BatchRejected(422, "Unsealed batch", f"the batch must end on a seal of "
+                            f"its last seq {last} (batch format v2)",
+                            field="header.seals")
+    return tuple(seals)
 
 
 def _chain(first: int, prev: bytes, lines: Sequence[bytes]) -> list[IncomingEvent]:
     events = []
+    check = schema.check_event
     for index, body in enumerate(lines):
-        path = f"events[{index}]"
         try:
             record = parse_canonical(body)
         except (ValueError, UnicodeDecodeError) as err:
-            raise schema.Invalid(path, f"is not JSON without floats: {err}") from err
-        schema.check_event(record, path)
+            raise schema.Invalid(f"events[{index}]",
+                                 f"is not JSON without floats: {err}") from err
+        check(record, f"events[{index}]")
         if record["seq"] != first + index:
-            raise schema.Invalid(f"{path}.seq", f"must be {first + index} (batches "
-                                 "hold contiguous sequences)")
+            raise schema.Invalid(f"events[{index}].seq", f"must be {first + index} "
+                                 "(batches hold contiguous sequences)")
         prev = chain_hash(prev, body)
         events.append(IncomingEvent(record["seq"], record["ts"], record["kind"],
                                     record["data"], body, prev))
