@@ -15,6 +15,7 @@ from daemon import setup_slip
 from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
+from daemon.lan import cli as lan_cli
 from daemon.live import cli as live_cli
 from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
 from daemon.trust import cli as trust_cli
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cli.add_commands(sub, _state_args)
     live_cli.add_commands(sub, _state_args)
     setup_slip.add_commands(sub, _state_args)
+    lan_cli.add_commands(sub, _state_args)
     return parser
 
 
@@ -88,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **live_cli.handlers(_config_for),
         **setup_slip.handlers(_config_for),
         **trust_cli.handlers(_config_for),
+        **lan_cli.handlers(_config_for),
     }
     try:
         return handlers[args.command](args)

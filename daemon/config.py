@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from daemon.billing.pricing import TaxRate
 from daemon.errors import StallboxError
+from daemon.lan.settings import SessionSettings, TlsFiles, parse_sessions, parse_tls
 from daemon.money import Currency
 from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterSettings
 
@@ -73,6 +74,8 @@ class Config:
     epoch_max_s: int = 3600
     terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
     billing: BillingSettings = field(default_factory=lambda: _default_billing())
+    sessions: SessionSettings = field(default_factory=SessionSettings)  # [pairing]
+    tls: TlsFiles | None = None  # [http] tls_cert, tls_key
 
 
 class _Section:
@@ -163,6 +166,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     host = _parse_host(http.get("host", str, "127.0.0.1"))
     port = http.int_range("port", 0, 65535, 8080)
     max_body = http.int_range("max_body_bytes", 1024, 64 * 1024 * 1024, 1024 * 1024)
+    tls = parse_tls(http, base_dir)
     http.check_unknown()
     state = _Section("state", data.get("state", {}))
     state_dir = base_dir / Path(state.get("dir", str, "/var/lib/stallbox"))
@@ -176,6 +180,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     sync.check_unknown()
     pairing = _Section("pairing", data.get("pairing", {}))
     code_ttl = pairing.int_range("code_ttl_s", 30, 86400, 600)
+    sessions = parse_sessions(pairing)
     pairing.check_unknown()
     keys = _Section("keys", data.get("keys", {}))
     epoch_max_s = keys.int_range("epoch_max_s", 60, 86400, 3600)
@@ -193,7 +198,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                   pairing_code_ttl_s=code_ttl, source=source,
                   disk_reserve_mb=reserve_mb, billing=billing,
                   discovery=discovery,
-                  epoch_max_s=epoch_max_s, terminal=terminal)
+                  epoch_max_s=epoch_max_s, terminal=terminal,
+                  sessions=sessions, tls=tls)
 
 
 def _default_billing() -> BillingSettings:

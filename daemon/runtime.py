@@ -17,6 +17,7 @@ from daemon.config import Config
 from daemon.errors import FatalError, RetryLaterError
 from daemon.journal.readers import Reader
 from daemon.journal.store import Journal, Tx
+from daemon.lan.sessions import Lan, TabletSession
 from daemon.sales import queries
 from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
 from daemon.trust.lifecycle import key_timer, last_certified, open_signer
@@ -41,8 +42,7 @@ class Stallbox:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.limiter = pairing.PairingLimiter()
-        self.tokens: dict[str, str] = {}
+        self.lan = Lan(config)  # tablet sessions, manager PIN, guess limits (#6)
         self.accepting = True
         self.health = Health(started_monotonic=time.monotonic())
         self.printer: Any = None  # set by daemon.printing when a printer is configured
@@ -62,7 +62,7 @@ class Stallbox:
         path = self.config.state_dir / JOURNAL_FILE
         self.journal = await asyncio.to_thread(Journal.open, path)
         self.reader = Reader(path)
-        self.tokens = await self.reader.run(_load_tokens)
+        await self.lan.open(self.journal, self.reader)
         await self._open_keys()
         self._check_task = asyncio.create_task(self._quick_check())
         _LOG.info("journal open at seq %d (%s)", self.journal.head_seq, path)
@@ -119,24 +119,19 @@ class Stallbox:
         ttl = self.config.pairing_code_ttl_s
         return await self.journal.transact(lambda tx: pairing.issue_code(tx, ttl))
 
+    @property
+    def tokens(self) -> dict[str, TabletSession]:
+        """Live tablet sessions by token hash (daemon.lan.sessions keeps them)."""
+        return self.lan.tokens
+
     async def pair(self, code: str, name: str, client: str) -> str:
-        """Exchange a code for a token, counting wrong codes against the client."""
-        self.limiter.check(client)
-        code = pairing.check_code_format(code)
-        name = pairing.check_name(name)
-        try:
-            token, digest = await self.journal.transact(
-                lambda tx: pairing.redeem_code(tx, code, name))
-        except Exception:
-            self.limiter.failed(client)
-            raise
-        self.tokens[digest] = name
-        _LOG.info("tablet %r paired", name)
-        return token
+        """Exchange a code for a token, counting every try against the client."""
+        return await self.lan.pair(code, name, client)
 
     def tablet_for(self, token: str) -> str | None:
-        """Return the paired tablet's name for a token, or None."""
-        return self.tokens.get(pairing.token_hash(token))
+        """Return the paired tablet's name for a live token, or None."""
+        session = self.lan.session_for(token)
+        return session.name if session is not None else None
 
     async def import_catalog(self, data: bytes, *, skip_invalid: bool,
                              include_inactive: bool = False) -> ImportOutcome:
@@ -224,8 +219,4 @@ async def import_summary(box: Stallbox, data: bytes, *, skip_invalid: bool,
             "format": outcome.format,
             "rejected": [[r.row, r.reason] for r in outcome.rejected]}
 
-
-def _load_tokens(conn: sqlite3.Connection) -> dict[str, str]:
-    rows = conn.execute("SELECT token_hash, name FROM tablets WHERE revoked = 0")
-    return {digest: name for digest, name in rows}
 

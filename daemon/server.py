@@ -14,6 +14,7 @@ from aiohttp import web
 
 from daemon.config import Config
 from daemon.control import decode_file, serve_control, state_lock
+from daemon.lan.cli import control_ops as lan_control_ops
 from daemon.notify import Notifier
 from daemon.setup_slip import control_ops as slip_control_ops
 
@@ -45,16 +46,18 @@ def control_ops(box: Stallbox) -> dict[str, ControlOp]:
 
     return {"pair": pair, "import_catalog": import_catalog,
             **sync_control_ops(box), **live_control_ops(box),
-            **slip_control_ops(box)}
+            **slip_control_ops(box),
+            **lan_control_ops(box)}
 
 
 def _url(config: Config, port: int) -> str:
+    scheme = "https" if config.tls is not None else "http"
     host = config.host
     if ":" in host:
         host = f"[{host}]"
     if host in ("0.0.0.0", "[::]"):
         host = "127.0.0.1"
-    return f"http://{host}:{port}/"
+    return f"{scheme}://{host}:{port}/"
 
 
 async def serve(config: Config, on_ready: Ready | None = None) -> None:
@@ -70,6 +73,8 @@ async def serve(config: Config, on_ready: Ready | None = None) -> None:
 
 async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
                  notifier: Notifier) -> None:
+    # The installer's certificate, if any; a bad file stops here, before binding.
+    tls = config.tls.context() if config.tls is not None else None
     with state_lock(config.state_dir):
         app = create_app(config)
         app.on_cleanup.insert(0, _journal_shutdown)
@@ -81,7 +86,7 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
         box = app[STALLBOX]
         control = await serve_control(config.state_dir, control_ops(box))
         try:
-            site = web.TCPSite(runner, config.host, config.port)
+            site = web.TCPSite(runner, config.host, config.port, ssl_context=tls)
             await site.start()
             port = runner.addresses[0][1]
             box.bound_port = port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from daemon.config import Config, parse_config
+from daemon.pairing import token_hash
 from daemon.web.app import create_app
+from daemon.web.authz import CSRF_HEADER, csrf_token
 from daemon.web.keys import STALLBOX
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,13 +51,32 @@ async def client(aiohttp_client: Any, config: Config) -> TestClient:
     return await aiohttp_client(create_app(config))
 
 
-async def pair(client: TestClient, name: str = "Till 1") -> str:
-    """Pair through the public API with a freshly issued code; return the token."""
+async def pair(client: TestClient, name: str = "Till 1", *,
+               manager: bool = True) -> str:
+    """Pair through the public API with a freshly issued code; return the token.
+
+    With manager=True the session counts as elevated by the manager PIN for an
+    hour, so tests of manager actions need not type it (tests/test_lan.py does).
+    """
     box = client.app[STALLBOX]
     code = await box.issue_pairing_code()
     resp = await client.post("/api/v1/pair", json={"code": code, "name": name})
     assert resp.status == 201, await resp.text()
-    return (await resp.json())["token"]
+    token = (await resp.json())["token"]
+    if manager:
+        box.lan.tokens[token_hash(token)].elevated_until = time.monotonic() + 3600
+    return token
+
+
+def use_pages(client: TestClient, token: str) -> None:
+    """Send the token as the page cookie and the session's CSRF token as a header."""
+    client.session.cookie_jar.update_cookies({"stallbox_token": token})
+    client.session.headers[CSRF_HEADER] = csrf_token(token)
+
+
+def page_headers(token: str) -> dict[str, str]:
+    """Headers of a page request from a paired browser: cookie and CSRF token."""
+    return {"Cookie": f"stallbox_token={token}", CSRF_HEADER: csrf_token(token)}
 
 
 @pytest.fixture

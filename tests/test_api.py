@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import time
 import uuid
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from daemon.web.keys import PUBLIC_PATHS
-from tests.conftest import auth, pair
+from daemon.pairing import token_hash
+from daemon.web.authz import ROUTE_ROLES, Role
+from daemon.web.keys import PUBLIC_PATHS, STALLBOX
+from tests.conftest import auth, page_headers, pair
 
 CATALOG = (
     "sku,name,price,tax_class,category,variant,weight_g,gift_card\n"
@@ -56,6 +59,67 @@ async def test_every_route_refuses_an_unpaired_client(client: TestClient) -> Non
                 assert resp.headers["Location"] == "/pair"
             checked += 1
     assert checked >= 30
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(("/api/", "/healthz", "/metrics"))
+
+
+def _routes(client: TestClient) -> list[tuple[str, str]]:
+    return sorted({(route.method, route.resource.canonical)
+                   for route in client.app.router.routes()
+                   if route.resource is not None and route.method != "HEAD"})
+
+
+def test_every_route_has_a_role_and_the_table_no_stale_rows(
+        client: TestClient) -> None:
+    routes = _routes(client)
+    unclassified = [key for key in routes
+                    if key[1] not in PUBLIC_PATHS and key not in ROUTE_ROLES]
+    assert unclassified == [], "add these to daemon/web/authz.py ROUTE_ROLES"
+    assert sorted(set(ROUTE_ROLES) - set(routes)) == []
+
+
+async def _ask(client: TestClient, method: str, path: str, token: str,
+               ) -> tuple[int, str, str]:
+    """Call a route as a tablet would: bearer for the API, cookie for pages."""
+    headers = auth(token) if _is_api(path) else page_headers(token)
+    resp = await client.request(method, _concrete(path), headers=headers,
+                                allow_redirects=False)
+    assert resp.headers.get("Access-Control-Allow-Origin") != "*"
+    assert "Content-Security-Policy" in resp.headers
+    streaming = resp.content_type == "text/event-stream"
+    text = "" if streaming else await resp.text()
+    resp.close()
+    return resp.status, resp.headers.get("Location", ""), text
+
+
+async def test_every_route_answers_each_role_as_the_table_says(
+        client: TestClient) -> None:
+    box = client.app[STALLBOX]
+    cashier = await pair(client, "Till", manager=False)
+    manager = await pair(client, "Chef")
+    checked = 0
+    for method, path in _routes(client):
+        role = Role.PUBLIC if path in PUBLIC_PATHS else ROUTE_ROLES[(method, path)]
+        if role is Role.PUBLIC:
+            continue
+        status, where, text = await _ask(client, method, path, cashier)
+        if role is Role.CASHIER:
+            assert status not in (401, 403), (method, path, status, text[:200])
+            assert not where.startswith(("/pair", "/elevate")), (method, path)
+        elif _is_api(path):
+            assert status == 403 and "Manager PIN" in text, (method, path, status)
+        elif method == "GET":
+            assert (status, where) == (303, "/elevate?next=" + _concrete(path))
+        else:
+            assert status == 403 and 'name="manager_pin"' in text, (method, path)
+        box.lan.tokens[token_hash(manager)].elevated_until = time.monotonic() + 60
+        status, where, text = await _ask(client, method, path, manager)
+        assert status not in (401, 403), (method, path, status, text[:200])
+        assert not where.startswith(("/pair", "/elevate")), (method, path)
+        checked += 1
+    assert checked >= 70
 
 
 async def test_pair_then_token_opens_the_api(client: TestClient) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import auth
+from tests.conftest import auth, page_headers
 from tests.test_refunds_shifts import chf, post, ref  # noqa: F401
 from tests.test_sale_billing import body, cash
 
@@ -15,7 +15,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def cookie(token: str) -> dict[str, str]:
-    return {"Cookie": f"stallbox_token={token}"}
+    return page_headers(token)
 
 
 async def test_methodology_is_public_and_lists_each_product(

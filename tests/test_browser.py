@@ -284,11 +284,13 @@ async def test_wifi_drop_loses_nothing(browser: Any, daemon: Daemon) -> None:
 
 async def test_search_narrows_the_products_as_you_type(browser: Any,
                                                         daemon: Daemon) -> None:
+    from playwright.async_api import expect
+
     page = await open_page(browser, daemon, TABLET)
     await page.evaluate("window.stallboxNoReload = true")
     await page.fill("input[name=q]", "brez")
-    await page.wait_for_function(
-        "document.querySelectorAll('button.product').length === 1")
+    # A locator, not wait_for_function: the page's CSP forbids eval (#6).
+    await expect(page.locator("button.product")).to_have_count(1)
     assert "Laugenbrezel" in await page.inner_text("button.product")
     assert await page.evaluate("window.stallboxNoReload === true")
     await tap_product(page, "Laugenbrezel")

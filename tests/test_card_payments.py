@@ -27,7 +27,7 @@ from tests.cardhelpers import (
     settled,
     stock,
 )
-from tests.conftest import auth, make_config, pair
+from tests.conftest import auth, make_config, pair, use_pages
 
 pytestmark = pytest.mark.timeout(90)
 FULL_PAN = "4111111111111111"
@@ -464,7 +464,7 @@ async def test_no_terminal_configured_says_so(client: TestClient) -> None:
 
 async def test_card_checkout_pages_without_javascript(
         card: TestClient, token: str, sim: ZvtTerminalSim) -> None:
-    card.session.cookie_jar.update_cookies({"stallbox_token": token})
+    use_pages(card, token)
     await card.post("/till/cart", data={"action": "add", "sku": "TEE", "q": "",
                                         "category": "", "qty": ""})
     till = await (await card.get("/till")).text()
@@ -490,7 +490,7 @@ async def test_card_checkout_pages_without_javascript(
 
 async def test_unknown_payment_page_asks_for_the_slip_and_records_who(
         card: TestClient, token: str, sim: ZvtTerminalSim) -> None:
-    card.session.cookie_jar.update_cookies({"stallbox_token": token})
+    use_pages(card, token)
     sim.behaviour.drop_link_after = "command"
     sale = await sell_by_card(card, token, "card-page-unk1")
     lost = await settled(card, token, sale["id"])

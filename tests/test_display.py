@@ -22,7 +22,7 @@ from daemon.display.select import select_slot
 from daemon.display.service import display_for
 from daemon.web import pages_till
 from daemon.web.keys import STALLBOX
-from tests.conftest import auth
+from tests.conftest import auth, use_pages
 from tests.livehelpers import deliver, integration, rfc3339
 
 CATALOG = (
@@ -89,7 +89,7 @@ async def shop(client: TestClient, token: str) -> TestClient:
     resp = await client.post("/api/v1/catalog/import", data=CATALOG,
                              headers={"Content-Type": "text/csv", **auth(token)})
     assert resp.status == 200
-    client.session.cookie_jar.update_cookies({"stallbox_token": token})
+    use_pages(client, token)
     return client
 
 

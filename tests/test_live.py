@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from daemon.live.errors import SignatureRejected
 from daemon.live.signature import HEADER, mac, parse_header, verify
 from scripts.daemonproc import DaemonProcess, run_cli, write_config
-from tests.conftest import auth
+from tests.conftest import auth, use_pages
 from tests.livehelpers import EVENTS, deliver, head_seq, integration, rfc3339
 
 CATALOG = (
@@ -201,7 +201,7 @@ async def test_till_strikes_the_normal_price_through(
         live: tuple[TestClient, str, str]) -> None:
     client, token, secret = live
     await deliver(client, secret, pin())
-    client.session.cookie_jar.update_cookies({"stallbox_token": token})
+    use_pages(client, token)
     text = await (await client.get("/till?q=Pesto")).text()
     assert "<s>5,90 €</s> <strong>4,50 €</strong>" in text
     await client.post("/till/cart", data={"action": "add", "sku": "PESTO"})

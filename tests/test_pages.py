@@ -14,7 +14,7 @@ from daemon.pairing import token_hash
 from daemon.web.cart import store_for
 from daemon.web.keys import STALLBOX
 from daemon.web.pages_till import quick_tenders
-from tests.conftest import auth, pair
+from tests.conftest import auth, pair, use_pages
 
 SCRIPT = "<script>alert(1)</script>"
 QUOTES = "Quote \"double\" and 'single'"
@@ -39,7 +39,7 @@ async def till(client: TestClient, token: str) -> TestClient:
     resp = await client.post("/api/v1/catalog/import", data=CATALOG,
                              headers={"Content-Type": "text/csv", **auth(token)})
     assert resp.status == 200, await resp.text()
-    client.session.cookie_jar.update_cookies({"stallbox_token": token})
+    use_pages(client, token)
     return client
 
 

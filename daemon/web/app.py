@@ -17,15 +17,23 @@ from daemon.live import web as live_web
 from daemon.ops import web as ops_web
 from daemon.printing import start_printing
 from daemon.runtime import Stallbox
-from daemon.web import api, api_billing, api_payments, api_sync, pages
+from daemon.web import (
+    api,
+    api_billing,
+    api_lan,
+    api_payments,
+    api_sync,
+    pages,
+    pages_lan,
+)
 from daemon.web import trust as trust_routes
-from daemon.web.keys import PUBLIC_PATHS, STALLBOX, TABLET_KEY
-from daemon.web.problems import from_exception, http_error, problem
+from daemon.web.authz import auth_middleware, security_headers
+from daemon.web.keys import STALLBOX
+from daemon.web.problems import from_exception, http_error
 from sync.service import start_sync
 
 _LOG = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TOKEN_COOKIE = "stallbox_token"
 WEB_DIR = Path(__file__).parent
 
 
@@ -52,36 +60,6 @@ async def errors_middleware(request: web.Request,
         return await pages.error_page(request, response.status, str(err))
 
 
-def _route_path(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else request.path
-
-
-def bearer_token(request: web.Request) -> str:
-    """Return the token from the Authorization header or the page cookie."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    return request.cookies.get(TOKEN_COOKIE, "")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request,
-                          handler: Handler) -> web.StreamResponse:
-    """Refuse every route but pairing, /healthz and static files without a token."""
-    if _route_path(request) in PUBLIC_PATHS:
-        return await handler(request)
-    token = bearer_token(request)
-    tablet = request.app[STALLBOX].tablet_for(token) if token else None
-    if tablet is None:
-        if _is_api(request):
-            return problem(401, "Unauthorized",
-                           "pair this device first: POST /api/v1/pair")
-        raise web.HTTPSeeOther("/pair")
-    request[TABLET_KEY] = tablet
-    return await handler(request)
-
-
 def create_app(config: Config) -> web.Application:
     """Return the application; its startup opens the journal and devices."""
     app = web.Application(middlewares=[errors_middleware, auth_middleware],
@@ -92,6 +70,9 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(api_sync.routes)
     app.add_routes(api_billing.routes)
     app.add_routes(pages.routes)
+    app.add_routes(api_lan.routes)  # elevation, tablets, pairing codes (#6)
+    app.add_routes(pages_lan.routes)
+    app.on_response_prepare.append(security_headers)  # CSP and friends (#6)
     trust_routes.setup(app)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     app[STALLBOX] = Stallbox(config)

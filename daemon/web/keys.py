@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 STALLBOX: web.AppKey[Stallbox] = web.AppKey("stallbox")
 # Routes a client may reach without a token, by their resource's canonical path.
-PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
+PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static",
                           "/methodology",  # the receipt's carbon method, for anyone
                           "/verify", "/api/v1/receipts/verify",
                           # A streaming tool is no paired tablet: each webhook is
@@ -19,3 +19,5 @@ PUBLIC_PATHS = frozenset({"/healthz", "/pair", "/api/v1/pair", "/static/{path}",
                           # integration's secret instead (daemon.live.signature).
                           "/api/v1/live/events"})
 TABLET_KEY: web.RequestKey[str] = web.RequestKey("tablet")
+# The session's form token (daemon.web.authz); every POST form carries it.
+CSRF_KEY: web.RequestKey[str] = web.RequestKey("csrf")

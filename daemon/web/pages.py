@@ -67,8 +67,9 @@ async def pair_submit(request: web.Request) -> web.Response:
         return render(request, "pair.html", status=status, error=str(err),
                       name=fields["name"])
     response = web.HTTPSeeOther("/till")
-    response.set_cookie(TOKEN_COOKIE, token, max_age=COOKIE_MAX_AGE_S,
-                        httponly=True, samesite="Strict", path="/")
+    max_age_s = min(COOKIE_MAX_AGE_S, box.config.sessions.token_ttl_h * 3600)
+    response.set_cookie(TOKEN_COOKIE, token, max_age=max_age_s, httponly=True,
+                        samesite="Strict", path="/", secure=request.secure)
     raise response
 
 

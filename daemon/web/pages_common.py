@@ -13,7 +13,7 @@ from yarl import URL
 from daemon import pairing
 from daemon.errors import InputError
 from daemon.runtime import Stallbox
-from daemon.web.keys import STALLBOX, TABLET_KEY
+from daemon.web.keys import CSRF_KEY, STALLBOX, TABLET_KEY
 
 _LOG = logging.getLogger(__name__)
 TOKEN_COOKIE = "stallbox_token"
@@ -80,6 +80,7 @@ def base_context(request: web.Request, **extra: Any) -> dict[str, Any]:
     return {"stall_name": box.config.stall.name, "paired": paired,
             "here": request.path,
             "tablet": request.get(TABLET_KEY, ""),
+            "csrf": request.get(CSRF_KEY, ""),  # in every POST form (#6)
             "printer": printer_of(box) if paired else None,
             "money": lambda minor: f"{currency.format(minor)} {currency.symbol}",
             "local_time": local_time, **extra}
