@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -48,6 +49,20 @@ async def _announce(box: Stallbox, url: str) -> None:
     print(f"Stallbox demo is running at {url}", flush=True)
     print(f"Pairing code: {code} (valid {minutes} minutes)", flush=True)
     print("New code: stallbox pair --state " + str(box.config.state_dir), flush=True)
+    await _manager_pin(box)
+
+
+async def _manager_pin(box: Stallbox) -> None:
+    """Give a fresh demo a manager PIN (refunds, shift close) and show it once."""
+    if box.lan.pin is not None:
+        print("Manager PIN: the one shown at the first start (new one: "
+              f"stallbox manager-pin --state {box.config.state_dir})", flush=True)
+        return
+    pin = f"{secrets.randbelow(10**6):06d}"
+    await box.lan.set_pin(pin, by="demo")
+    # The demo's console is its operator's screen, not a log: the PIN is
+    # printed here once and stored only as a salted scrypt hash.
+    print(f"Manager PIN: {pin} (for refunds and closing the shift)", flush=True)
 
 
 @contextlib.asynccontextmanager
