@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
 
 DISPLAYS = 50
 TILL = "bench"
@@ -115,9 +119,24 @@ def _result(proc: Any, out: Any) -> dict[str, list[float]]:
     raise RuntimeError("display load process timed out")
 
 
+BENCH_PIN = "246810"
+
+
+def _set_manager_pin(state: Path) -> None:
+    """Set the manager PIN through the CLI, as an installer would."""
+    subprocess.run([sys.executable, "-m", "daemon.cli", "manager-pin", "--state",
+                    str(state), "--pin-stdin"], input=BENCH_PIN + "\n", text=True,
+                   check=True, capture_output=True, timeout=60, cwd=REPO)
+
+
 async def _add_creatives(base: str, token: str) -> None:
     """Give the display a product promo and a sponsor with a QR code."""
     headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(base + "api/v1/elevate",
+                                json={"pin": BENCH_PIN}) as resp:
+            if resp.status != 200:  # managing creatives is a manager action
+                raise RuntimeError(f"elevation refused: {await resp.text()}")
     forms = ({"kind": "product", "title": "Tee", "sku": "TEE"},
              {"kind": "sponsor", "title": "Markt", "sponsor": "Markt e.V.",
               "share": "30", "url": "https://example.org/markt"})
@@ -138,6 +157,7 @@ def run(quick: bool, root: Path) -> list[Any]:
     empty = f"http://127.0.0.1:{ports.get(timeout=30)}/display"
     stall = Stall(root / "display")
     try:
+        _set_manager_pin(stall.state)
         asyncio.run(_add_creatives(stall.daemon.url, stall.token))
         proc, out = _spawn(_measure_process, stall.daemon.url, empty, stall.token,
                            requests)
