@@ -257,3 +257,56 @@ async def test_openapi_documents_the_checked_payment_bodies(
     assert body["schema"] == getattr(api_payments, spec_name).openapi()
     bad = await post(chf, path.replace("{id}", "x"), {"nope": 1}, 422)
     assert bad["field"]  # the checked spec names what is wrong
+
+
+# ---- the till page: card + cash ---------------------------------------------
+
+
+async def till_form(chf: tuple[TestClient, str], path: str,
+                    **fields: str) -> tuple[int, str, str]:
+    """Post a till form as a paired browser; return status, location, text."""
+    from tests.conftest import use_pages
+
+    client, token = chf
+    use_pages(client, token)
+    resp = await client.post(path, data=fields, allow_redirects=False)
+    return resp.status, resp.headers.get("Location", ""), await resp.text()
+
+
+async def cart_ref(chf: tuple[TestClient, str]) -> str:
+    client, _ = chf
+    status, _, _ = await till_form(chf, "/till/cart", action="add", sku="KORB")
+    assert status == 303
+    page = await (await client.get("/till")).text()
+    return page.split('name="client_ref" value="', 1)[1].split('"', 1)[0]
+
+
+async def test_till_splits_card_and_cash_and_rounds_only_the_cash(
+        chf: tuple[TestClient, str], sim: ZvtTerminalSim) -> None:
+    ref = await cart_ref(chf)
+    status, location, _ = await till_form(chf, "/till/card", client_ref=ref,
+                                          card_amount="10,00", cash_given="5")
+    assert (status, location.startswith("/till/card/")) == (303, True)
+    client, token = chf
+    intent = await (await client.get("/api/v1/payments/"
+                                     + location.rsplit("/", 1)[1],
+                                     headers=auth(token))).json()
+    sale = await settled(client, token, intent["sale_id"])
+    methods = {p["method"]: p for p in sale["payments"]}
+    assert methods["card"]["amount_minor"] == 1000
+    assert (methods["cash"]["amount_minor"], sale["rounding_minor"]) == (470, 2)
+    assert authorisations(sim) == 1
+
+
+@pytest.mark.parametrize(("card", "cash", "words"), [
+    ("abc", "5", "card amount"), ("0", "20", "more than zero"),
+    ("10,00", "-1", "cash given"), ("10,001", "5", "card amount")])
+async def test_till_card_split_refuses_bad_amounts(
+        chf: tuple[TestClient, str], sim: ZvtTerminalSim, card: str, cash: str,
+        words: str) -> None:
+    ref = await cart_ref(chf)
+    status, _, text = await till_form(chf, "/till/card", client_ref=ref,
+                                      card_amount=card, cash_given=cash)
+    assert status == 422
+    assert words in text
+    assert authorisations(sim) == 0

@@ -11,6 +11,9 @@ import logging
 
 from aiohttp import web
 
+from daemon.billing.tenders import Tender
+from daemon.errors import InputError
+from daemon.money import Currency
 from daemon.payments.card_sale import CardSaleRequest
 from daemon.web.api_payments import TERMINAL, service_of
 from daemon.web.cart import new_client_ref, store_for
@@ -26,7 +29,7 @@ REFRESH_S = 1  # page reload interval while a payment runs, without JavaScript
 @routes.post("/till/card")
 async def card_checkout(request: web.Request) -> web.Response:
     check_same_origin(request)
-    fields = await form_fields(request, "client_ref")
+    fields = await form_fields(request, "client_ref", "card_amount", "cash_given")
     service = service_of(request)
     store = store_for(request.app[STALLBOX])
     key = tablet_key(request)
@@ -34,11 +37,42 @@ async def card_checkout(request: web.Request) -> web.Response:
         cart = store.cart(key)
         if fields["client_ref"] != cart.client_ref or not cart.lines:
             raise web.HTTPSeeOther("/till#cart")
-        sale = cart_sale(cart, request[TABLET_KEY], ())  # options too (#4)
+        tenders = split_tenders(request, fields)
+        sale = cart_sale(cart, request[TABLET_KEY], tenders)  # options too (#4)
         outcome = await service.sell(CardSaleRequest(sale, service.name))
     if outcome.intent_id is None:  # the ref became a sale paid otherwise
         raise web.HTTPSeeOther(f"/sales/{outcome.sale_id}")
     raise web.HTTPSeeOther(f"/till/card/{outcome.intent_id}")
+
+
+def split_tenders(request: web.Request, fields: dict[str, str]) -> tuple[Tender, ...]:
+    """Return card + cash tenders when a card amount was typed, else none.
+
+    No tenders means the card pays the whole total. With a card amount, the
+    card is charged exactly that and the cash given covers the rest, rounded
+    by the stall's cash rule (#4).
+    """
+    if not fields["card_amount"].strip():
+        return ()
+    currency = request.app[STALLBOX].config.stall.currency
+    card_minor = _amount(currency, fields["card_amount"], "card_amount")
+    cash_minor = _amount(currency, fields["cash_given"] or "0", "cash_given")
+    if card_minor <= 0:
+        raise InputError("the card amount must be more than zero",
+                         field="card_amount")
+    return (Tender("card", card_minor), Tender("cash", cash_minor))
+
+
+def _amount(currency: Currency, text: str, field: str) -> int:
+    try:
+        amount = currency.parse(text.replace(currency.symbol, ""))
+    except InputError as err:
+        raise InputError(f"{field.replace('_', ' ')}: {err.detail}",
+                         field=field) from err
+    if amount < 0:
+        raise InputError(f"{field.replace('_', ' ')} cannot be negative",
+                         field=field)
+    return amount
 
 
 @routes.get("/till/card/{id}")
