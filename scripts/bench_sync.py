@@ -97,18 +97,27 @@ class ReceiverProcess:
 def _drain(state: str, url: str, stall_id: str, out: Any) -> None:
     """In a child process: drain the journal with a real worker; report rate and RSS."""
     from daemon.journal.store import Journal
+    from daemon.journal.verify import open_readonly
     from daemon.keys.device import DeviceIdentity
+    from daemon.trust.lifecycle import last_certified, open_signer
     from sync.client import SyncSettings, SyncWorker
 
     async def run() -> dict[str, float]:
-        journal = Journal.open(Path(state) / "journal.sqlite3")
+        path = Path(state) / "journal.sqlite3"
+        conn = open_readonly(path)
+        certified = last_certified(conn)
+        conn.close()
+        journal = Journal.open(path)
+        await open_signer(journal, Path(state), "bench", certified)  # as the daemon
         key = DeviceIdentity.load_or_create(Path(state))
         worker = SyncWorker(journal, SyncSettings(url, stall_id, interval_s=3600),
                             key.sign)
         start = time.perf_counter()
         await worker.start()
         while worker.acked_seq < journal.head_seq:
-            await worker.sync_now()
+            status = await worker.sync_now()
+            if status["state"] == "parked":
+                raise RuntimeError(f"sync parked: {status['last_error']}")
         elapsed = time.perf_counter() - start
         await worker.stop()
         await journal.close()

@@ -4,7 +4,9 @@ One worker per daemon (single flight). It sleeps until a trigger — the timer
 (``interval_s``), "sync now" from a page or the CLI, a route appearing, or the
 end of a backoff — then drains: read a batch after the acknowledged cursor,
 post it, and move the cursor only to the sequence the receiver says it holds.
-While one batch is on the wire the outbox thread prepares the next one.
+Up to ``window`` batches are on the wire at once (the outbox thread prepares
+the next while they travel); their answers are applied in order, and after a
+failure or a rewind the later ones are dropped and sent again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +47,9 @@ class SyncSettings:
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 300.0
+    # Batches on the wire at once: the receiver parses the next while it
+    # stores one; acknowledgements are applied in order.
+    window: int = 2
 
 
 @dataclass(slots=True)
@@ -80,7 +86,8 @@ class SyncWorker:
         self._delay: float | None = 0.0
         self._kick = asyncio.Event()
         self._round_done: asyncio.Future[dict[str, Any]] | None = None
-        self._prefetch: asyncio.Task[PreparedBatch | None] | None = None
+        self._inflight: deque[tuple[PreparedBatch, asyncio.Task[protocol.Outcome]]] = \
+            deque()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -100,7 +107,7 @@ class SyncWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._drop_prefetch()
+        await self._drop_inflight()
         await self._persist(caught_up=False, stopping=True)
         if self._session is not None:
             await self._session.close()
@@ -170,7 +177,7 @@ class SyncWorker:
             self._park(0, str(err))
         finally:
             self._round_done = None
-            await self._drop_prefetch()
+            await self._drop_inflight()
             self.status.rounds += 1
             if not done.done():
                 done.set_result(self.state_dict())
@@ -182,8 +189,8 @@ class SyncWorker:
         st.bytes_remaining = await self._outbox.bytes_after(self.acked_seq)
         await self._seal_tail()
         while True:
-            batch = await self._next_batch()
-            if batch is None:
+            await self._fill_window()
+            if not self._inflight:
                 if await self._persist(caught_up=True):
                     await self._seal_tail()
                     continue  # ship our own sync.acked event too, then rest
@@ -193,25 +200,32 @@ class SyncWorker:
                 if self.status.state != "syncing":
                     return
                 continue  # the receiver holds less than we thought: resend
-            self._prefetch = asyncio.create_task(self._outbox.prepare(batch.last_seq))
-            if not self._apply(await self._send(batch), batch):
+            batch, sending = self._inflight.popleft()
+            if not self._apply(await sending, batch):
                 return
+            if self.acked_seq != batch.last_seq:  # a rewind: the rest is moot
+                await self._drop_inflight()
             await self._persist(caught_up=False)
 
-    async def _next_batch(self) -> PreparedBatch | None:
-        pending, self._prefetch = self._prefetch, None
-        if pending is not None:
-            batch = await pending
-            if batch is not None and batch.first_seq == self.acked_seq + 1:
-                return batch
-        return await self._outbox.prepare(self.acked_seq)
+    async def _fill_window(self) -> None:
+        """Prepare and post batches until `window` of them are on the wire."""
+        while len(self._inflight) < self.settings.window:
+            after = self._inflight[-1][0].last_seq if self._inflight \
+                else self.acked_seq
+            batch = await self._outbox.prepare(after)
+            if batch is None:
+                return
+            task = asyncio.create_task(self._send(batch), name=f"sync-{batch.key}")
+            self._inflight.append((batch, task))
 
-    async def _drop_prefetch(self) -> None:
-        pending, self._prefetch = self._prefetch, None
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StallboxError):
-                await pending
+    async def _drop_inflight(self) -> None:
+        """Forget the batches still on the wire; resending them is idempotent."""
+        pending, self._inflight = self._inflight, deque()
+        for _batch, task in pending:
+            task.cancel()
+        for _batch, task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- one batch --------------------------------------------------------
 
