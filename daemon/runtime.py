@@ -20,6 +20,7 @@ from daemon.journal.store import Journal, Tx
 from daemon.lan.sessions import Lan, TabletSession
 from daemon.sales import queries
 from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
+from daemon.sales.settings import catalog_checks
 from daemon.trust.lifecycle import key_timer, last_certified, open_signer
 
 _LOG = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Stallbox:
         prices = self.live.pricing if self.live is not None else None
         outcome = await self.journal.transact(
             lambda tx: create_sale(tx, request, self.config.stall,
-                                   prices=prices))
+                                   self.config.billing, prices))
         if outcome.created and self.printer is not None:
             self.printer.wake()
         return outcome
@@ -139,7 +140,7 @@ class Stallbox:
         self._check_accepting()
         parsed = await asyncio.to_thread(
             parse_catalog, data, currency=self.config.stall.currency,
-            include_inactive=include_inactive)
+            include_inactive=include_inactive, **catalog_checks(self.config))
 
         def apply(tx: Tx) -> ImportOutcome:
             for listener in self.catalog_listeners:

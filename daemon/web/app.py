@@ -78,9 +78,9 @@ def create_app(config: Config) -> web.Application:
     app[STALLBOX] = Stallbox(config)
     ops_web.install(app)  # /healthz, /metrics, /clock, disk reserve (#7)
     app.cleanup_ctx.append(_lifecycle)
-    api_payments.setup(app)  # card API, pages and terminal (#3)
     live_web.install(app)  # live selling before the display that shows it (#8)
     display_web.install(app)
+    api_payments.setup(app)  # card API, pages and terminal (#3)
     return app
 
 
