@@ -530,3 +530,30 @@ def _last_event(path: Path, kind: str) -> dict[str, Any]:
     finally:
         conn.close()
     return dict(json.loads(row[0])["data"])
+
+
+async def test_card_sale_receipt_carries_a_genuine_qr_excerpt(
+        card: TestClient, token: str, state_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sale = await sell_by_card(card, token, "card-qr-0001")
+    assert (await settled(card, token, sale["id"]))["status"] == "completed"
+    text = await (await card.get(f"/api/v1/sales/{sale['id']}/receipt",
+                                 headers=auth(token))).text()
+    assert "SB1|" in text
+    conn = sqlite3.connect(f"file:{journal(state_dir)}?mode=ro", uri=True)
+    try:
+        excerpt = json.loads(conn.execute("SELECT receipt FROM sales WHERE id = ?",
+                                          (sale["id"],)).fetchone()[0])["excerpt"]
+    finally:
+        conn.close()
+    assert excerpt.startswith("SB1|") and excerpt[:40] in text  # the QR's text
+    verdict = await (await card.post("/api/v1/receipts/verify",
+                                     json={"receipt": excerpt})).json()
+    assert verdict["genuine"], verdict
+    await card.close()
+    from daemon.cli import main
+
+    state = ["--state", str(state_dir)]
+    assert main(["verify", *state]) == 0
+    assert "read models match a replay" in capsys.readouterr().out
+    assert main(["verify-receipt", excerpt, *state]) == 0

@@ -5,6 +5,7 @@ journal on disk."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
+from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
 from device.terminal import zvt
 from device.terminal import zvt_apdu as z
@@ -310,3 +312,35 @@ async def test_till_card_split_refuses_bad_amounts(
     assert status == 422
     assert words in text
     assert authorisations(sim) == 0
+
+
+async def _verdict(client: TestClient, token: str, sale_id: str) -> dict[str, Any]:
+    """Check the receipt's QR excerpt as a customer would, on the public API."""
+    text = await (await client.get(f"/api/v1/sales/{sale_id}/receipt",
+                                   headers=auth(token))).text()
+    box = client.app[STALLBOX]
+    raw = await box.reader.run(lambda c: c.execute(
+        "SELECT receipt FROM sales WHERE id = ?", (sale_id,)).fetchone()[0])
+    excerpt = json.loads(raw)["excerpt"]
+    assert excerpt.startswith("SB1|") and excerpt[:40] in text
+    resp = await client.post("/api/v1/receipts/verify", json={"receipt": excerpt})
+    return dict(await resp.json())
+
+
+async def test_split_and_cash_for_the_rest_receipts_carry_genuine_excerpts(
+        chf: tuple[TestClient, str], state_dir: Path) -> None:
+    client, token = chf
+    split = await post(chf, "/api/v1/sales", split_body("split-qr-00001", 1000, 500),
+                       202)
+    assert (await settled(client, token, split["id"]))["status"] == "completed"
+    assert (await _verdict(client, token, split["id"]))["genuine"]
+    refused = await post(chf, "/api/v1/sales",
+                         split_body("split-qr-00002", 1013, 500), 202)
+    await settled(client, token, refused["id"])
+    await post(chf, f"/api/v1/sales/{refused['id']}/pay-cash",
+               {"tendered_minor": 1500}, 200)
+    assert (await _verdict(client, token, refused["id"]))["genuine"]
+    await client.close()
+    from daemon.cli import main
+
+    assert main(["verify", "--state", str(state_dir)]) == 0

@@ -31,7 +31,7 @@ from daemon.billing.cash import CashRounding
 from daemon.config import StallConfig
 from daemon.errors import ConflictError, InputError, NotFoundError
 from daemon.journal.canonical import canonical_bytes, parse_canonical
-from daemon.journal.store import Tx
+from daemon.journal.store import Event, Tx
 from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
 from daemon.sales.checkout import PricedSale, price_order
@@ -43,6 +43,7 @@ from daemon.sales.service import (
     receipt_record,
 )
 from daemon.sales.settings import BillingSettings
+from daemon.trust.excerpt import sale_excerpt
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
     data["replaced_card"] = {"intent_id": latest["id"], "by": by}
     event = tx.append("sale.completed", data)
     record = {**json.loads(row[1]), "seq": event.seq, "local_time": data["local_time"],
-              **{k: data[k] for k in ("payments", "change_minor", "rounding_minor")}}
+              **{k: data[k] for k in ("payments", "change_minor", "rounding_minor")},
+              "excerpt": _excerpt(tx, event)}
     tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
                " receipt = ? WHERE id = ?",
                (event.seq, event.ts, canonical_bytes(record), sale_id))
@@ -220,7 +222,7 @@ def _complete(tx: Tx, intent: dict[str, Any], print_terminal_lines: bool) -> Non
     event = tx.append("sale.completed", data)
     record = json.loads(row[1])
     record.update(seq=event.seq, payments=data["payments"],
-                  local_time=data["local_time"])
+                  local_time=data["local_time"], excerpt=_excerpt(tx, event))
     if print_terminal_lines:
         fresh = intents.get_intent(tx.conn, intent["id"])
         record["terminal_lines"] = fresh["terminal_lines"]
@@ -231,6 +233,16 @@ def _complete(tx: Tx, intent: dict[str, Any], print_terminal_lines: bool) -> Non
                (event.seq, sale_id))
     tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
                " VALUES (?, 0, 'queued', ?, ?)", (sale_id, event.seq, event.seq))
+
+
+def _excerpt(tx: Tx, event: Event) -> str:
+    """Return the signed QR excerpt of a sale.completed, as a cash sale carries.
+
+    The signer holds the stall id it certifies its epochs for, the id a cash
+    sale's excerpt carries ('' for an unsigned journal, as for cash).
+    """
+    signer = tx.signer
+    return sale_excerpt(tx, signer.stall_id, event) if signer is not None else ""
 
 
 def _set_payment_status(tx: Tx, sale_id: str, status: str) -> None:
