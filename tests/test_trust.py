@@ -25,7 +25,7 @@ from daemon.trust.lifecycle import _tick
 from daemon.trust.replay import replay_observers
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
-from tests.conftest import DEMO_CSV, auth, pair
+from tests.conftest import DEMO_CSV, auth, make_config, pair
 
 SKU = DEMO_CSV.read_text(encoding="utf-8").splitlines()[1].split(",")[0]
 COLUMNS = ("seq", "ts", "kind", "body", "prev_hash", "hash")
@@ -300,6 +300,26 @@ async def test_cli_verify_and_verify_receipt(
     assert main(["verify-receipt", text.replace("|EUR|", "|USD|"), *state]) == 1
     wrong = base64.urlsafe_b64encode(bytes(32)).decode().rstrip("=")
     assert main(["verify", *state, "--device-key", wrong]) == 1
+
+
+async def test_verify_receipt_with_state_alone_uses_the_journals_stall_id(
+        aiohttp_client: Any, state_dir: Path, capsys: Any) -> None:
+    config = make_config(state_dir, stall={"id": "demo-stall"})
+    client = await aiohttp_client(create_app(config))
+    token = await pair(client)
+    await client.post("/api/v1/catalog/import", data=DEMO_CSV.read_bytes(),
+                      headers={"Content-Type": "text/csv", **auth(token)})
+    text = await _excerpt(client, (await _sell(client, token))["id"])
+    await client.close()
+    assert text.startswith("SB1|demo-stall|")
+    from daemon.cli import main
+
+    state = ["--state", str(state_dir)]
+    assert main(["verify-receipt", text, *state]) == 0
+    assert "GENUINE: genuine" in capsys.readouterr().out
+    other = text.replace("|demo-stall|", "|stall-1|")
+    assert main(["verify-receipt", other, *state]) == 1
+    assert "not 'demo-stall'" in capsys.readouterr().out
 
 
 async def test_closures_carry_period_and_perpetual_totals(

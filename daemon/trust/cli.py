@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from daemon.config import Config
 from daemon.journal.verify import VerifyResult, open_readonly, verify_journal
 from daemon.keys.device import DEVICE_KEY_FILE, DeviceIdentity
 from daemon.keys.epoch import unb64
-from daemon.trust.excerpt import ExcerptError
-from daemon.trust.receipts import EpochBook, check_receipt
+from daemon.trust.excerpt import ExcerptError, parse_excerpt
+from daemon.trust.receipts import EpochBook, check_receipt, journal_stall_id
 from daemon.trust.replay import replay_observers
 
 JOURNAL_FILE = "journal.sqlite3"
@@ -87,7 +88,8 @@ def cmd_verify_receipt(args: argparse.Namespace, config: Config) -> int:
     book = EpochBook(device_public(args, config.state_dir))
     conn = open_readonly(config.state_dir / JOURNAL_FILE)
     try:
-        verdict = check_receipt(conn, args.text, book, config.stall.stall_id)
+        verdict = check_receipt(conn, args.text, book,
+                                _stall_id(args, config, conn, args.text))
     except ExcerptError as err:
         print(f"NOT GENUINE: {err.detail}")
         return 1
@@ -95,3 +97,17 @@ def cmd_verify_receipt(args: argparse.Namespace, config: Config) -> int:
         conn.close()
     print(("GENUINE: " if verdict.genuine else "NOT GENUINE: ") + verdict.reason)
     return 0 if verdict.genuine else 1
+
+
+def _stall_id(args: argparse.Namespace, config: Config, conn: sqlite3.Connection,
+              text: str) -> str:
+    """Return the stall id a receipt must name: the config's, else the journal's.
+
+    With --state alone there is no config to name the stall, so the id the
+    journal's epoch certificates carry is the stall's (the default stall id
+    only for a journal that never signed).
+    """
+    if getattr(args, "config", None) is not None:
+        return config.stall.stall_id
+    found = journal_stall_id(conn, parse_excerpt(text).epoch)
+    return found if found is not None else config.stall.stall_id

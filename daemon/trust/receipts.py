@@ -54,6 +54,21 @@ class EpochBook:
         return public is not None and check_certificate(cert, public)
 
 
+def journal_stall_id(conn: sqlite3.Connection, epoch: int) -> str | None:
+    """Return the stall id the journal's certificate of an epoch names.
+
+    Without that epoch, the newest certificate's; None for an unsigned journal.
+    The id is only a claim until check_receipt follows the certificate chain.
+    """
+    row = conn.execute("SELECT cert FROM epochs WHERE epoch = ?", (epoch,)).fetchone()
+    row = row or conn.execute(
+        "SELECT cert FROM epochs ORDER BY epoch DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    stall_id = parse_canonical(bytes(row[0])).get("stall_id")
+    return stall_id if isinstance(stall_id, str) else None
+
+
 def check_receipt(conn: sqlite3.Connection, text: str, book: EpochBook,
                   stall_id: str) -> ExcerptCheck:
     """Check receipt text: signature by a certified epoch key, and the journal."""
