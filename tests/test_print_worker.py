@@ -275,3 +275,36 @@ async def test_new_job_is_picked_up_on_notify(
     assert len(await _receipts(sim, 3)) == 3
     done = [c for c in store.calls if c[0] == "done"]
     assert done == [("done", i) for i in (1, 2, 3)]
+
+
+class _UnplugAfterSend(PrinterLink):
+    """The real link; the cable is pulled the moment a job's last write returns."""
+
+    def __init__(self, settings: PrinterSettings, sim: SimulatedPrinter) -> None:
+        super().__init__(settings)
+        self._sim = sim
+        self.pulls = 0
+
+    async def send(self, data: bytes) -> None:
+        await super().send(data)
+        if self.pulls == 0:
+            self.pulls += 1
+            self._sim.unplug()
+
+
+async def test_job_lost_when_the_port_vanishes_right_after_is_reprinted(
+    sim: SimulatedPrinter, store: MemoryStore
+) -> None:
+    link = _UnplugAfterSend(_settings(sim.port_path), sim)
+    print_worker = PrintWorker(store, link)
+    store.add(PrintJob(1, market_receipt()))
+    print_worker.start()
+    try:
+        await store.wait_for("interrupted", 1)
+        sim.replug()
+        await store.wait_for("done", "1-r")
+    finally:
+        await print_worker.stop()
+    printed = await _receipts(sim, 1)
+    assert REPRINT_BANNER in printed[-1]
+    assert ("done", 1) not in store.calls

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from daemon.sales.receipt import Receipt
 from device.printer.escpos import encode_receipt
-from device.printer.link import PrinterLink, PrinterState, PrintInterrupted
+from device.printer.link import PrinterLink, PrinterState, PrintInterrupted, StateCode
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -163,9 +163,25 @@ class PrintWorker:
             _LOGGER.exception("print job %s failed while sending", job.id)
             await self._interrupted(job, "printing failed unexpectedly")
             return
+        if await self._lost_after_send():
+            _LOGGER.warning("print job %s: the printer vanished right after it",
+                            job.id)
+            await self._interrupted(job, self._link.state.reason)
+            return
         await self._store.mark_done(job.id)
         self.printed += 1
         _LOGGER.debug("print job %s done, %d bytes", job.id, len(data))
+
+    async def _lost_after_send(self) -> bool:
+        """Ask status once after a job: has the port vanished under it?
+
+        A printer answers DLE EOT in order, after the bytes sent before it, so
+        an answer (or a printer that never answers) says nothing was lost; a
+        port gone right after the last write means the job may not have
+        arrived, and it is reprinted marked REPRINT rather than called printed.
+        """
+        state = await self._link.query_status()
+        return state.code == StateCode.ABSENT
 
     async def _interrupted(self, job: PrintJob, reason: str) -> None:
         requeue = not job.automatic
