@@ -174,6 +174,9 @@ def split_batch(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
     except (ValueError, UnicodeDecodeError) as err:
         raise BatchRejected(422, "Bad batch", f"header line is not JSON: {err}",
                             field="header") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise BatchRejected(422, "Bad batch", "header line nested too deeply",
+                            field="header") from err
     if not isinstance(header, dict):
         raise BatchRejected(422, "Bad batch", "header line must be a JSON object",
                             field="header")
@@ -243,6 +246,6 @@ def classify(status: int, body: bytes, retry_after_s: float | None) -> Outcome:
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

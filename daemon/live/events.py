@@ -68,6 +68,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}", field="body") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise InputError("body nested too deeply", field="body") from err
     if not isinstance(body, dict):
         raise InputError("body must be a JSON object", field="body")
     spec = SPECS.get(body.get("type"))  # type: ignore[arg-type]

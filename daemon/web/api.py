@@ -31,6 +31,8 @@ async def read_json(request: web.Request, spec: Obj) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}", field="body") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise InputError("body nested too deeply", field="body") from err
     return spec.check(body)
 
 

@@ -20,7 +20,9 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
     from daemon.live.events import SPECS as LIVE_SPECS
     from daemon.web.api import PAIR_BODY, SALE_BODY
     from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
+    from daemon.web.api_lan import ELEVATE_BODY
     from daemon.web.api_payments import PAY_CASH_BODY, RESOLVE_BODY, RETRY_BODY
+    from daemon.web.trust import CLOSE_DAY_BODY, VERIFY_BODY
 
     return {
         ("POST", "/api/v1/pair"): _json(PAIR_BODY.openapi()),
@@ -30,6 +32,9 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/payments"): _json(RETRY_BODY.openapi()),
         ("POST", "/api/v1/payments/{id}/resolve"): _json(RESOLVE_BODY.openapi()),
         ("POST", "/api/v1/sales/{id}/pay-cash"): _json(PAY_CASH_BODY.openapi()),
+        ("POST", "/api/v1/elevate"): _json(ELEVATE_BODY.openapi()),
+        ("POST", "/api/v1/receipts/verify"): _json(VERIFY_BODY.openapi()),
+        ("POST", "/api/v1/days/close"): _json(CLOSE_DAY_BODY.openapi()),
         ("POST", LIVE_EVENTS): _json(
             {"oneOf": [spec.openapi() for spec in LIVE_SPECS.values()]}),
         ("POST", "/api/v1/catalog/import"): {

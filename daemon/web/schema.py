@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import InputError
+
+# Unicode category Cc: C0 controls (NUL, ESC, line breaks...), DEL, C1 controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_FREE = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # the same, as an OpenAPI pattern
 
 
 class Spec:
@@ -21,15 +26,33 @@ class Spec:
 
 @dataclass(frozen=True)
 class Str(Spec):
-    """A string of bounded length, optionally one of a fixed set."""
+    """A string of bounded length, optionally one of a fixed set.
+
+    Every string must be valid Unicode: JSON can escape a lone surrogate
+    ("\\ud800"), which Python decodes but no UTF-8 encoder (journal, receipt,
+    database) accepts. Strings are also printable unless printable=False:
+    ids, names and references end up on receipts, in logs and as journal keys,
+    where NUL, ESC or a line break is never meant. Only free multi-line text
+    (a pasted receipt) opts out.
+    """
 
     min_len: int = 0
     max_len: int = 200
     choices: tuple[str, ...] = ()
+    printable: bool = True
 
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise InputError(f"{path} must be a string", field=path)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InputError(f"{path} is not valid Unicode (lone surrogate at "
+                             f"character {err.start})", field=path) from err
+        control = _CONTROL.search(value) if self.printable else None
+        if control:
+            raise InputError(f"{path} contains control character "
+                             f"U+{ord(control[0]):04X}", field=path)
         if not self.min_len <= len(value) <= self.max_len:
             raise InputError(f"{path} must be {self.min_len} to {self.max_len} "
                              "characters", field=path)
@@ -43,6 +66,8 @@ class Str(Spec):
                                "maxLength": self.max_len}
         if self.choices:
             out["enum"] = list(self.choices)
+        elif self.printable:
+            out["pattern"] = CONTROL_FREE
         return out
 
 

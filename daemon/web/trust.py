@@ -18,7 +18,7 @@ from daemon.web.schema import Obj, Str
 
 _LOG = logging.getLogger(__name__)
 CLOSE_DAY_BODY = Obj({"client_ref": Str(8, 64)})
-VERIFY_BODY = Obj({"receipt": Str(1, MAX_TEXT)})
+VERIFY_BODY = Obj({"receipt": Str(1, MAX_TEXT, printable=False)})  # pasted lines
 EPOCH_BOOK: web.AppKey[EpochBook] = web.AppKey("epoch_book", EpochBook)
 routes = web.RouteTableDef()
 

@@ -217,6 +217,9 @@ async def _small_json(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BatchRejected(422, "Invalid JSON", str(err), field="body") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise BatchRejected(422, "Invalid JSON", "body nested too deeply",
+                            field="body") from err
     if not isinstance(body, dict):
         raise BatchRejected(422, "Invalid JSON", "must be an object", field="body")
     return body

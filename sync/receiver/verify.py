@@ -71,6 +71,8 @@ def verify_head(stall_id: str, raw: bytes) -> tuple[protocol.Head, dict[str, Any
         body = parse_canonical(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise schema.Invalid("body", f"is not JSON without floats: {err}") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise schema.Invalid("body", "nested too deeply") from err
     schema.check_head_push(body)
     if body["stall_id"] != stall_id:
         raise schema.Invalid("stall_id", "differs from the stall in the URL")
@@ -120,6 +122,8 @@ def _chain(first: int, prev: bytes, lines: Sequence[bytes]) -> list[IncomingEven
         except (ValueError, UnicodeDecodeError) as err:
             raise schema.Invalid(f"events[{index}]",
                                  f"is not JSON without floats: {err}") from err
+        except RecursionError as err:
+            raise schema.Invalid(f"events[{index}]", "nested too deeply") from err
         check(record, f"events[{index}]")
         if record["seq"] != first + index:
             raise schema.Invalid(f"events[{index}].seq", f"must be {first + index} "
