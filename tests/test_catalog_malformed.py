@@ -166,7 +166,7 @@ def test_field_over_the_csv_limit() -> None:
 
 @pytest.mark.parametrize("name", [
     '=HYPERLINK("http://example.invalid","x")', "+41 Kerze", "-Rabatt-", "@SUM(A1)",
-    "<script>alert(1)</script>", 'Bio "Äpfel" \'lose\'', "\u202eevil\u202c",
+    "<script>alert(1)</script>", 'Bio "Äpfel" \'lose\'',
     "\u200fשמן זית", "Tom &lt;b&gt; Jerry",
 ])
 def test_hostile_names_stay_data(name: str) -> None:
@@ -196,3 +196,53 @@ def test_too_heavy_and_garbled_weights() -> None:
             b"B,Birne,1.00,12.5\nC,Quitte,1.00,99999999999\n")
     reasons = {r.row: r.reason for r in parse(data).rejected}
     assert set(reasons) == {2, 3, 4}
+
+
+# ---- names that wreck the till: bidi overrides, overlong text, price 0 ------
+
+@pytest.mark.parametrize("mark", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                                  "\u2066", "\u2067", "\u2068", "\u2069"])
+def test_bidi_controls_are_stripped_from_names_variants_categories(
+        mark: str) -> None:
+    data = ("sku,name,price,tax_class,category,variant\n"
+            f"A,Kerze {mark}gnp.exe,1.00,standard,Ker{mark}zen,gr{mark}oß\n").encode()
+    result = parse(data)
+    assert result.rejected == []
+    product = result.products[0]
+    assert (product.name, product.category, product.variant) == (
+        "Kerze gnp.exe", "Kerzen", "groß")
+
+
+def test_right_to_left_text_and_marks_are_kept() -> None:
+    result = parse(f"{HEADER}A,\u200fשמן זית,1.00,\n".encode())
+    assert result.products[0].name == "\u200fשמן זית"
+
+
+@pytest.mark.parametrize("column", ["name", "variant"])
+def test_overlong_name_or_variant_rejects_the_row(column: str) -> None:
+    from daemon.catalog.fields import MAX_NAME_CHARS
+
+    long = "K" * 5000
+    name, variant = (long, "") if column == "name" else ("Kerze", long)
+    data = ("sku,name,price,tax_class,variant\n"
+            "A,Apfel,1.00,standard,\n"
+            f"B,{name},1.00,standard,{variant}\n").encode()
+    result = parse(data)
+    assert [p.sku for p in result.products] == ["A"]
+    [rejection] = result.rejected
+    assert rejection.row == 3
+    assert f"{column} is 5000 characters, at most {MAX_NAME_CHARS}" \
+        in rejection.reason
+    fits = "K" * MAX_NAME_CHARS
+    assert parse(f"{HEADER}A,{fits},1.00,\n".encode()).products[0].name == fits
+
+
+def test_zero_priced_active_products_warn_but_import() -> None:
+    data = (f"{HEADER}A,Apfel,0.00,\nB,Birne,1.00,\nC,Quitte,0,\n").encode()
+    result = parse(data)
+    assert [p.sku for p in result.products] == ["A", "B", "C"]
+    assert result.rejected == []
+    [warning] = [w for w in result.warnings if "priced 0" in w]
+    assert "2 active product(s)" in warning and "rows 2, 4" in warning
+    assert not any("priced 0" in w
+                   for w in parse(f"{HEADER}B,Birne,1.00,\n".encode()).warnings)

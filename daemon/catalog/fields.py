@@ -18,6 +18,16 @@ GRAMS_PER_UNIT: dict[str, Decimal] = {
 _MAX_WEIGHT_G = 10**6  # a tonne, in any unit, is no stall item
 # Unicode category Cc: C0 controls, DEL and C1 controls.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI
+# PDI). They reorder the text after them, so "Kerze \u202egnp.exe" shows as
+# "Kerze exe.png" on a till button or in the catalog; no product name needs
+# them (Arabic and Hebrew render right-to-left by themselves), and a name the
+# owner sees must read as it is stored. LRM/RLM (U+200E/F) reorder nothing
+# and stay.
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# A product name or variant longer than this wraps a receipt over many lines
+# and breaks the till's button grid; no real product needs more.
+MAX_NAME_CHARS = 120
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0", ""})
 
@@ -79,14 +89,16 @@ def flag(text: str, column: str) -> bool:
 def clean_text(text: str) -> str:
     """Unescape HTML entities, fold line breaks and tabs, refuse control codes.
 
-    Text stays data otherwise: `<script>`, quotes, `=` formulas and bidi marks
-    are kept as written, because escaping is the job of each page, receipt and
-    export. C0/C1 control codes are refused since a receipt printer would
-    obey them (ESC, GS) instead of printing them.
+    Text stays data otherwise: `<script>`, quotes and `=` formulas are kept
+    as written, because escaping is the job of each page, receipt and export.
+    C0/C1 control codes are refused since a receipt printer would obey them
+    (ESC, GS) instead of printing them. Bidi embedding, override and isolate
+    characters are dropped (see _BIDI_CONTROL): they make a name display as
+    something other than what it is.
     """
     if "&" in text:
         text = html.unescape(text)
-    text = " ".join(text.split())
+    text = " ".join(_BIDI_CONTROL.sub("", text).split())
     control = _CONTROL.search(text)
     if control:
         raise RowError(f"text contains control code U+{ord(control[0]):04X}")
