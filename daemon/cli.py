@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
+    # The state dir holds every sale, keys and tokens: nothing it creates is for
+    # other local users (systemd's UMask= says the same for the service).
+    os.umask(0o077)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": _cmd_demo, "serve": _cmd_serve, "pair": _cmd_pair,
         "import-catalog": _cmd_import, "verify": _cmd_verify, "export": _cmd_export,
@@ -99,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except StallboxError as err:
         print(f"stallbox: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a path or port the system refused: say which
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"stallbox: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 
@@ -150,6 +158,7 @@ async def _offline(config: Config, work: Callable[[Stallbox], Awaitable[T]]) -> 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
     config = _config_for(args)
+    _require_stall(config)
 
     async def offline(box: Stallbox) -> dict[str, Any]:
         return {"code": await box.issue_pairing_code()}
@@ -193,10 +202,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return trust_cli.cmd_verify(args, _config_for(args))
 
 
+def _require_stall(config: Config) -> None:
+    """Refuse to start a new stall by accident (a mistyped --state)."""
+    if not (config.state_dir / JOURNAL_FILE).exists():
+        raise StallboxError(f"no stall at {config.state_dir} (no journal there); "
+                            "check --state or --config, or start the daemon first")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from daemon.journal.verify import open_readonly
 
     config = _config_for(args)
+    _require_stall(config)
     conn = open_readonly(config.state_dir / JOURNAL_FILE)
     try:
         rows = conn.execute("SELECT seq, body, hash FROM events WHERE seq > ?"
@@ -205,6 +222,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             record = {"seq": seq, "hash": bytes(digest).hex(),
                       "event": json.loads(body)}
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `stallbox export | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         conn.close()
     return 0

@@ -169,7 +169,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     tls = parse_tls(http, base_dir)
     http.check_unknown()
     state = _Section("state", data.get("state", {}))
-    state_dir = base_dir / Path(state.get("dir", str, "/var/lib/stallbox"))
+    state_raw = state.get("dir", str, "/var/lib/stallbox")
+    if not state_raw.strip():
+        raise ConfigError("state.dir", "must not be empty")
+    state_dir = base_dir / Path(state_raw)
     reserve_mb = state.int_range("reserve_mb", 0, 1024 * 1024, 64)
     state.check_unknown()
     printer = _parse_printer(data.get("printer"))
@@ -300,7 +303,8 @@ def _parse_host(host: str) -> str:
 
 def _sync_stall_id(sec: _Section, default: str) -> str:
     value = sec.get("stall_id", str, default)
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+    allowed = all(c.isalnum() or c in "-_." for c in value)
+    if not value or len(value) > 64 or not allowed:
         raise ConfigError("sync.stall_id",
                           "must be 1-64 letters, digits, '-', '_' or '.'")
     return value

@@ -91,3 +91,30 @@ def test_serve_with_bad_config_exits_2_before_opening_anything(tmp_path: Path) -
     assert "printer.parity" in proc.stderr
     assert "none, even, odd" in proc.stderr
     assert not state.exists()
+
+
+def test_empty_state_dir_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[stall]\nname = "X"\n[state]\ndir = ""\n'))
+    assert caught.value.key == "state.dir"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_unusable_state_dir_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    config = write(tmp_path, '[stall]\nname = "X"\n[state]\ndir = "/etc/hostname"\n')
+    proc = _cli("serve", "--config", str(config))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "/etc/hostname" in proc.stderr
+
+
+def test_pair_and_export_refuse_a_state_dir_with_no_stall(tmp_path: Path) -> None:
+    for command in ("pair", "export"):
+        proc = _cli(command, "--state", str(tmp_path / "typo"))
+        assert proc.returncode == 1
+        assert "no stall at" in proc.stderr
+    assert not (tmp_path / "typo").exists()
