@@ -6,15 +6,20 @@ import asyncio
 import json
 import sqlite3
 import uuid
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon.billing.carbon import format_co2e
+from daemon.billing.rounding import round_fraction
+from daemon.journal.canonical import parse_canonical
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
-from tests.conftest import auth, pair
+from daemon.web.keys import STALLBOX
+from tests.conftest import auth, pair, use_pages
 from tests.test_sale_billing import CATALOG, body, cash, chf_config
 
 
@@ -137,6 +142,32 @@ async def test_refund_of_unknown_sale_is_404(chf: tuple[TestClient, str]) -> Non
     await post(chf, "/api/v1/sales/nope/refunds", {"client_ref": ref()}, 404)
 
 
+def _assert_carbon_in_grams(chf: tuple[TestClient, str],
+                            report: dict[str, Any]) -> None:
+    """The Z report's footprint is whole grams: the sales' exact sum, half up."""
+    carbon = report["carbon"]
+    assert set(carbon) == {"co2e_g", "low_g", "high_g", "sales"}
+    assert all(type(carbon[k]) is int for k in carbon)
+    box = chf[0].app[STALLBOX]
+    conn = sqlite3.connect(f"file:{box.config.state_dir / JOURNAL_FILE}?mode=ro",
+                           uri=True)
+    try:
+        estimates = [parse_canonical(bytes(row[0]))["data"]["carbon"]["estimate"]
+                     for row in conn.execute("SELECT body FROM events WHERE kind ="
+                                             " 'sale.completed'")]
+        closed = parse_canonical(bytes(conn.execute(
+            "SELECT body FROM events WHERE seq = ?", (report["seq"],)).fetchone()[0]))
+    finally:
+        conn.close()
+    exact = [sum((Fraction(e["total_kg"]) for e in estimates), Fraction(0)),
+             sum((Fraction(e["range_kg"][0]) for e in estimates), Fraction(0)),
+             sum((Fraction(e["range_kg"][1]) for e in estimates), Fraction(0))]
+    assert [carbon["co2e_g"], carbon["low_g"], carbon["high_g"]] == \
+        [round_fraction(kg * 1000, "half_up") for kg in exact]
+    assert carbon["sales"] == len(estimates)
+    assert closed["data"]["carbon"] == carbon  # the journal keeps grams too
+
+
 async def test_shift_close_z_report(chf: tuple[TestClient, str]) -> None:
     client, token = chf
     await post(chf, "/api/v1/sales", body([("TORTE", 1)], cash(2000)), 201)
@@ -162,11 +193,21 @@ async def test_shift_close_z_report(chf: tuple[TestClient, str]) -> None:
     fees = {(f["kind"], f["packaging"]): f["amount_minor"] for f in report["fees"]}
     assert fees == {("fee", "cup"): 40, ("deposit", "cup"): 200}
     assert report["carbon"]["co2e_g"] > 0
+    _assert_carbon_in_grams(chf, report)
     assert report["top_products"][0]["sku"] in ("TORTE", "BROT")
     assert sum(t["gross_minor"] for t in report["taxes"]) == report["gross_minor"]
     stored = await (await client.get(f"/api/v1/shifts/{report['seq']}",
                                      headers=auth(token))).json()
     assert stored["cash"] == report["cash"]
+    assert stored["carbon"] == report["carbon"]
+    use_pages(client, token)
+    page = await (await client.get(f"/shifts/{report['seq']}")).text()
+    grams = report["carbon"]
+    shown = [format_co2e(Fraction(grams[k], 1000))
+             for k in ("co2e_g", "low_g", "high_g")]
+    assert f"{shown[0]} CO2e (range {shown[1]} to {shown[2]}; no offsets netted)" \
+        in page
+    assert "/" not in shown[0] and shown[0].endswith((" g", " kg"))
     empty = await post(chf, "/api/v1/shifts/close",
                        {"client_ref": ref(), "counted_cash_minor": 0}, 409)
     assert "nothing was sold" in empty["detail"]

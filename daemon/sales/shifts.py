@@ -22,7 +22,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from daemon.billing.carbon import GRAMS_PER_KG
+from daemon.billing.carbon import GRAMS_PER_KG, format_co2e
 from daemon.billing.rounding import round_fraction
 from daemon.errors import ConflictError, NotFoundError
 from daemon.journal.canonical import canonical_bytes
@@ -255,6 +255,13 @@ def _grams(kg: Fraction) -> int:
     return round_fraction(kg * GRAMS_PER_KG, "half_up")
 
 
+def carbon_text(carbon: dict[str, Any]) -> str:
+    """Show a report's footprint (integer grams) in kg or g, as receipts print it."""
+    total, low, high = (format_co2e(Fraction(carbon[key], GRAMS_PER_KG))
+                        for key in ("co2e_g", "low_g", "high_g"))
+    return f"{total} CO2e (range {low} to {high}; no offsets netted)"
+
+
 def _report(totals: _Totals, currency: str, first_seq: int, last_seq: int,
             opening_float: int, counted: int | None) -> dict[str, Any]:
     """Shape the running totals as the Z report."""
@@ -283,7 +290,7 @@ def _report(totals: _Totals, currency: str, first_seq: int, last_seq: int,
         "carbon": {"co2e_g": _grams(carbon_kg),
                    "low_g": _grams(totals.carbon_range[0]),
                    "high_g": _grams(totals.carbon_range[1]),
-                   "total_kg": str(carbon_kg), "sales": len(totals.carbon)},
+                   "sales": len(totals.carbon)},
         "top_products": _top(totals.products),
         "hours": [{"hour": h, "count": totals.hours[h],
                    "gross_minor": totals.hour_gross[h]} for h in totals.hours],

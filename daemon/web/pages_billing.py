@@ -19,7 +19,13 @@ from daemon.billing.carbon import METHOD_ID, METHOD_VERSION
 from daemon.billing.factors import AGRIBALYSE, EPA_SUPPLY_CHAIN
 from daemon.errors import InputError
 from daemon.sales.checkout import annotate_carbon
-from daemon.sales.shifts import ShiftClose, closed_shift, closed_shifts, per_hour
+from daemon.sales.shifts import (
+    ShiftClose,
+    carbon_text,
+    closed_shift,
+    closed_shifts,
+    per_hour,
+)
 from daemon.sales.shifts import shift_report as x_report
 from daemon.web.api_billing import close, parse_seq
 from daemon.web.keys import STALLBOX, TABLET_KEY
@@ -74,7 +80,7 @@ async def _render_shifts(request: web.Request, *, status: int = 200,
     return render(request, "shift.html", status=status, report=report,
                   closed=None, history=closed, error=error,
                   client_ref="close-" + secrets.token_urlsafe(12),
-                  chart=_chart(request, report))
+                  chart=_chart(request, report), carbon=carbon_text(report["carbon"]))
 
 
 def _chart(request: web.Request, report: dict[str, Any]) -> Markup:
@@ -128,7 +134,8 @@ async def z_report_page(request: web.Request) -> web.Response:
     box = request.app[STALLBOX]
     report = await box.reader.run(lambda c: closed_shift(c, seq))
     return render(request, "shift.html", report=report, closed=seq, history=[],
-                  error="", client_ref="", chart=_chart(request, report))
+                  error="", client_ref="", chart=_chart(request, report),
+                  carbon=carbon_text(report["carbon"]))
 
 
 @routes.get("/methodology")
