@@ -54,9 +54,12 @@ async def test_wal_is_cut_back_once_a_long_reader_lets_go(
     reader.execute("COMMIT")
     reader.close()
     await journal.append("test.event", {"n": "after"})
-    for _ in range(100):  # the writer trims right after it answered
-        if journal.wal_bytes() == 0:
+    # The writer trims right after it answered; a commit landing after the
+    # trim (a seal, say) may add a few pages back, so "cut back" is the test.
+    small = 16 * 1024
+    for _ in range(100):
+        if journal.wal_bytes() < small:
             break
         await asyncio.sleep(0.02)
-    assert journal.wal_bytes() == 0
+    assert journal.wal_bytes() < small < grown
     await journal.close()
