@@ -47,7 +47,7 @@ async def _sell_until_dead(url: str, token: str, acked: dict[str, str],
             try:
                 resp = await session.post(url + "api/v1/sales", json=body)
                 data = await resp.json()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return
             if resp.status in (200, 201):
                 acked[ref] = data["id"]
@@ -73,7 +73,8 @@ def test_sigkill_under_load_loses_no_acknowledged_sale(tmp_path: Path) -> None:
     token = _pair(state, daemon.url)
     catalog = tmp_path / "catalog.csv"
     catalog.write_bytes(CATALOG)
-    assert run_cli("import-catalog", str(catalog), "--state", str(state)).returncode == 0
+    imported = run_cli("import-catalog", str(catalog), "--state", str(state))
+    assert imported.returncode == 0, imported.stderr
     for _ in range(ROUNDS):
         asyncio.run(_load(daemon.url, token, acked, sent, daemon, rng))
         daemon = DaemonProcess(config)

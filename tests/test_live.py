@@ -168,6 +168,11 @@ async def test_sale_is_attributed_to_stream_and_pin_with_live_receipt_line(
     assert event["live"]["stream_id"] == "S-42"
     assert event["live"]["lines"][0]["event_id"] == pinned["id"]
     assert event["live"]["lines"][0]["normal_minor"] == 590
+    shift = await (await client.get("/api/v1/shifts/current",
+                                    headers=auth(token))).json()
+    report = shift.get("report", shift)
+    assert report["streams"] == [{"stream_id": "S-42", "sales": 2,
+                                  "gross_minor": 900 + 1290}]
 
 
 async def _sale_event(client: TestClient, sale_id: str) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class _Totals:
     products: dict[str, list[Any]] = field(default_factory=dict)
     hours: Counter[int] = field(default_factory=Counter)
     hour_gross: Counter[int] = field(default_factory=Counter)
+    streams: dict[str, list[int]] = field(default_factory=dict)  # id: [n, gross]
     first_ts: str = ""
     last_ts: str = ""
 
@@ -188,6 +189,11 @@ def _add_sale(totals: _Totals, ts: str, data: dict[str, Any]) -> None:
         _add_line(totals, line)
     totals.contributions += data.get("contribution", {}).get("amount_minor", 0)
     _add_carbon(totals, data.get("carbon"))
+    stream_id = data.get("live", {}).get("stream_id", "")
+    if stream_id:  # a sale made during a live stream (#8)
+        row = totals.streams.setdefault(stream_id, [0, 0])
+        row[0] += 1
+        row[1] += data["total_minor"]
     hour = _local_hour(ts)
     totals.hours[hour] += 1
     totals.hour_gross[hour] += data["total_minor"]
@@ -292,6 +298,8 @@ def _report(totals: _Totals, currency: str, first_seq: int, last_seq: int,
                    "high_g": _grams(totals.carbon_range[1]),
                    "sales": len(totals.carbon)},
         "top_products": _top(totals.products),
+        "streams": [{"stream_id": k, "sales": n, "gross_minor": g}
+                    for k, (n, g) in sorted(totals.streams.items())],
         "hours": [{"hour": h, "count": totals.hours[h],
                    "gross_minor": totals.hour_gross[h]} for h in totals.hours],
     }
