@@ -71,6 +71,9 @@ class Config:
     source: str = "<defaults>"
     disk_reserve_mb: int = 64  # [state] reserve_mb: sales stop below this free
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
+    # [display] conversion_window_s: a sale of a promoted product this long after
+    # it was shown on the till's display counts as a conversion (#8)
+    display_conversion_window_s: int = 600
     epoch_max_s: int = 3600
     terminal: TerminalConfig | None = None  # [terminal]: daemon.payments.settings
     billing: BillingSettings = field(default_factory=lambda: _default_billing())
@@ -155,7 +158,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     """Check a config already parsed from TOML."""
     known = {"stall", "http", "state", "printer", "sync", "tax", "pairing", "keys",
              "terminal",
-             "discovery",
+             "discovery", "display",
              *BILLING_SECTIONS}
     for key in data:
         if key not in known:
@@ -189,6 +192,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     epoch_max_s = keys.int_range("epoch_max_s", 60, 86400, 3600)
     keys.check_unknown()
     discovery = _parse_discovery(_Section("discovery", data.get("discovery", {})))
+    display = _Section("display", data.get("display", {}))
+    conversion_window_s = display.int_range("conversion_window_s", 10, 86400, 600)
+    display.check_unknown()
     from daemon.sales.settings import parse_billing  # imports this module
 
     billing = parse_billing(data, stall.currency, base_dir)
@@ -201,6 +207,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                   pairing_code_ttl_s=code_ttl, source=source,
                   disk_reserve_mb=reserve_mb, billing=billing,
                   discovery=discovery,
+                  display_conversion_window_s=conversion_window_s,
                   epoch_max_s=epoch_max_s, terminal=terminal,
                   sessions=sessions, tls=tls)
 

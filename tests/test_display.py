@@ -276,3 +276,17 @@ async def test_bad_creative_fields_are_named(shop: TestClient) -> None:
                          ({"url": "javascript:alert(1)"}, "http")):
         text = await save_creative(shop, status=422, **fields)
         assert word in text, (fields, text[:200])
+
+
+def test_conversion_window_comes_from_config(tmp_path: Any) -> None:
+    from daemon.config import parse_config
+
+    config = parse_config({"stall": {"name": "X"}, "display": {
+        "conversion_window_s": 120}}, base_dir=tmp_path)
+    assert config.display_conversion_window_s == 120
+    from daemon.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"stall": {"name": "X"}, "display": {
+            "conversion_window_s": 0}}, base_dir=tmp_path)
+    assert caught.value.key == "display.conversion_window_s"

@@ -48,7 +48,7 @@ class Display:
         self.version = 0
         self.cache = SlotCache()
         self.hub = Hub()
-        self.measure = Measure()
+        self.measure = Measure(box.config.display_conversion_window_s)
         self.creatives: list[Creative] = []
         self.catalog: dict[str, tuple[str, int]] = {}
         self._inventory: Inventory | None = None
