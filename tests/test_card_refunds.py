@@ -218,7 +218,7 @@ async def test_units_of_a_pending_refund_are_taken(
     sale = await paid(shop, "race-sale-001")
     # The terminal takes its time with the reversal, so the refund is still
     # pending while the next two requests arrive, however loaded the machine.
-    sim.behaviour.step_delay_s = 2.0
+    sim.behaviour.step_delay_s = 0.5
     first = await refund(shop, sale["id"], "race-ref-0001")
     second = await refund(shop, sale["id"], "race-ref-0002", status=409)
     assert "refunded in full" in second["detail"]

@@ -378,6 +378,8 @@ class ZvtTerminalSim:
         receipt_no = z.bcd_decode(raw, "BMP 87") if raw else None
         self._send(z.POSITIVE_ACK)
         self._checkpoint("command")
+        if self._prompts_aborted():  # terminals ask for the card here too
+            return
         batch = self._batch
         original = next((t for t in batch.transactions
                          if t.receipt_no == receipt_no), None)
