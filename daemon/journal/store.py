@@ -8,7 +8,8 @@ got its result knows its event is on disk, and many tablets share one fsync.
 
 aiosqlite would hop to its thread once per statement; a sale is several
 statements, so the writer runs the whole function in the thread in one hop.
-Readers use aiosqlite (see ``readers.py``).
+Readers use the same pattern: read-only connections in a small thread pool
+(see ``readers.py``).
 
 Signing. With a signer attached, the writer *seals* the chain head: a row in
 ``seals`` holding (seq, epoch, hash, Ed25519 signature of the head) written in
