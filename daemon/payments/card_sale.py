@@ -38,6 +38,7 @@ from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import (
     SaleRequest,
     event_body,
+    insert_sale_rows,
     new_sale_id,
     read_products,
     receipt_record,
@@ -275,17 +276,7 @@ def price_for_card(tx: Tx, sale: SaleRequest, stall: StallConfig,
 
 def _insert_sale(tx: Tx, data: dict[str, Any], seq: int, ts: str,
                  record: dict[str, Any]) -> None:
-    sale_id = data["id"]
-    tx.execute(
-        "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
-        " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-        (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
-         data["currency"], canonical_bytes(record)))
-    tx.executemany(
-        "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
-        " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
-          ln["amount_minor"], ln["tax_code"]) for n, ln in enumerate(data["lines"], 1)])
+    insert_sale_rows(tx, data, seq, ts, record, "pending")
     _insert_payments(tx, data, seq, "pending")
 
 

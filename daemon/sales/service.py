@@ -128,20 +128,27 @@ def new_sale_id(tx: Tx) -> str:
     return f"{tx.next_seq:010x}{secrets.token_hex(3)}"
 
 
-def _write_read_models(tx: Tx, data: dict[str, Any], seq: int, ts: str,
-                       record: dict[str, Any]) -> None:
-    """Insert the sale, its lines, payments and print job for one event."""
+def insert_sale_rows(tx: Tx, data: dict[str, Any], seq: int, ts: str,
+                     record: dict[str, Any], status: str) -> None:
+    """Insert a sale's row and its lines (cash sales and card sales alike)."""
     sale_id = data["id"]
     tx.execute(
         "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
-        " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, 'completed', ?)",
+        " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
-         data["currency"], compact_bytes(record)))
+         data["currency"], status, compact_bytes(record)))
     tx.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
         " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
           ln["amount_minor"], ln["tax_code"]) for n, ln in enumerate(data["lines"], 1)])
+
+
+def _write_read_models(tx: Tx, data: dict[str, Any], seq: int, ts: str,
+                       record: dict[str, Any]) -> None:
+    """Insert the sale, its lines, payments and print job for one event."""
+    sale_id = data["id"]
+    insert_sale_rows(tx, data, seq, ts, record, "completed")
     tx.executemany(
         "INSERT INTO payments (sale_id, method, amount_minor, tendered_minor,"
         " change_minor, status, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
