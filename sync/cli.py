@@ -74,7 +74,7 @@ def cmd_identity(config: Config) -> int:
     print(f"Device public key of stall {config.sync_stall_id!r}; enrol it with")
     print(f"  stallbox receiver enroll --stall {config.sync_stall_id} "
           "--public-key KEY --data DIR")
-    print(identity.public_b64())
+    print(identity.enrolment_key())
     return 0
 
 

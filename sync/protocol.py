@@ -158,9 +158,13 @@ def parse_signature(value: str) -> bytes:
     return signature
 
 
+_STANDARD_TO_URLSAFE = str.maketrans("+/", "-_")
+
+
 def b64decode(text: str) -> bytes:
-    """Decode URL-safe base64 with or without padding; raise ValueError."""
+    """Decode base64 (URL-safe or standard alphabet), padded or not; ValueError."""
     try:
+        text = text.translate(_STANDARD_TO_URLSAFE)
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, UnicodeEncodeError) as err:
         raise ValueError(str(err)) from err

@@ -32,3 +32,20 @@ def test_damaged_or_exposed_key_refuses_to_start(tmp_path: Path) -> None:
     path.write_bytes(b"short")
     with pytest.raises(FatalError, match="damaged"):
         DeviceIdentity.load_or_create(tmp_path)
+
+
+def test_enrolment_key_never_looks_like_an_option_and_reads_back() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from daemon.keys.epoch import unb64
+    from sync.protocol import b64decode
+
+    for _ in range(300):  # about 5 keys in 300 start with "-" in URL-safe form
+        identity = DeviceIdentity(Ed25519PrivateKey.generate())
+        text = identity.enrolment_key()
+        assert not text.startswith("-")
+        assert b64decode(text) == unb64(text) == identity.public_bytes
+        assert b64decode(identity.public_b64()) == identity.public_bytes
+    assert base64.b64encode(identity.public_bytes).decode().rstrip("=") == text

@@ -71,6 +71,15 @@ class DeviceIdentity:
         """Return the public key as URL-safe base64 for enrolment."""
         return base64.urlsafe_b64encode(self.public_bytes).decode("ascii").rstrip("=")
 
+    def enrolment_key(self) -> str:
+        """Return the public key for a person to paste: standard base64.
+
+        URL-safe base64 starts with "-" for one key in 64, which command lines
+        read as an option ("--public-key -abc..."); the standard alphabet never
+        does, and every reader of keys accepts both alphabets.
+        """
+        return base64.b64encode(self.public_bytes).decode("ascii").rstrip("=")
+
 
 def verify_signature(public_bytes: bytes, signature: bytes, data: bytes) -> bool:
     """Return True when signature is public_bytes' Ed25519 signature of data."""

@@ -48,9 +48,11 @@ def b64(raw: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
-    """Decode URL-safe base64 with or without padding; raise ValueError if bad."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
-        raise ValueError("not URL-safe base64")
+    """Decode base64 (URL-safe or standard alphabet), padded or not; ValueError."""
+    text = text.rstrip("=")
+    if not re.fullmatch(r"[A-Za-z0-9_+/-]*", text):
+        raise ValueError("not base64")
+    text = text.replace("+", "-").replace("/", "_")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
