@@ -42,7 +42,6 @@ REPLY_TIMEOUT_S = 180.0
 EOT_TIMEOUT_S = 1.0
 ABORT_WAIT_S = 60.0
 REOPEN_S = 5.0
-REOPEN_RETRY_S = 0.1
 
 
 def concert_link(port: str, baudrate: int = 9600) -> LinkSettings:
@@ -84,17 +83,9 @@ class _Session:
 
     def ensure_open(self) -> None:
         """Open the port, retrying while an adapter re-enumerates."""
-        deadline = time.monotonic() + self.settings.timeouts.reopen_s
-        while True:
-            try:
-                if self.link.open():
-                    self._decoder = c.ConcertDecoder()
-                    self._pending.clear()
-                return
-            except LinkDown:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(REOPEN_RETRY_S)
+        if self.link.open_within(self.settings.timeouts.reopen_s):
+            self._decoder = c.ConcertDecoder()
+            self._pending.clear()
 
     def transact(self, request: c.PaymentRequest) -> c.PaymentReply:
         """Send a request and read the terminal's reply."""

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 import termios
+import time
 from dataclasses import dataclass
 
 import serial
 
 from device.terminal.base import LinkDown
+
+# Between attempts to reopen a port that vanished (an adapter re-enumerating).
+REOPEN_RETRY_S = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,17 @@ class SerialLink:
     def is_open(self) -> bool:
         """Return True while the port is open."""
         return self._port is not None
+
+    def open_within(self, timeout_s: float) -> bool:
+        """Open, retrying while a USB adapter re-enumerates; True if opened now."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.open()
+            except LinkDown:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(REOPEN_RETRY_S)
 
     def open(self) -> bool:
         """Open the port if needed; return True if it was (re)opened now."""

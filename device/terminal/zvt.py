@@ -60,7 +60,6 @@ MESSAGE_TIMEOUT_S = 90.0
 ABORT_WAIT_S = 60.0
 # How long to keep trying to reopen a vanished port (USB adapter re-enumerating).
 REOPEN_S = 5.0
-REOPEN_RETRY_S = 0.1
 
 # ZVT registration config byte (PA00P015 06 00): ECR prints payment and admin
 # receipts (02, 04), PT sends intermediate status (08), ECR controls payment
@@ -118,7 +117,7 @@ class _Session:
 
     def ensure_open(self) -> None:
         """Open the port and register with the terminal after each (re)open."""
-        if self._open_within(self.settings.timeouts.reopen_s):
+        if self.link.open_within(self.settings.timeouts.reopen_s):
             self._decoder = FrameDecoder()
             self._pending.clear()
             try:
@@ -126,16 +125,6 @@ class _Session:
             except LinkDown:
                 self.link.close()
                 raise
-
-    def _open_within(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.link.open()
-            except LinkDown:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(REOPEN_RETRY_S)
 
     def _registration(self) -> bytes:
         s = self.settings
