@@ -91,14 +91,17 @@ def sqlite_commit_floor(directory: Path, commits: int) -> list[float]:
     return times
 
 
-def _empty_server(port_queue: Any) -> None:
+def serve_empty(method: str, path: str, port_queue: Any) -> None:
+    """Serve the floor, an empty handler, on a free loopback port; report it."""
     async def handler(request: web.Request) -> web.Response:
         await request.read()
+        if method == "GET":
+            return web.Response(text="<!doctype html>", content_type="text/html")
         return web.json_response({})
 
     async def main() -> None:
         app = web.Application()
-        app.router.add_post("/api/v1/sales", handler)
+        app.router.add_route(method, path, handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -204,7 +207,8 @@ class Stall:
 def empty_handler_url() -> tuple[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
-    proc = ctx.Process(target=_empty_server, args=(ports,), daemon=True)
+    proc = ctx.Process(target=serve_empty, args=("POST", "/api/v1/sales", ports),
+                       daemon=True)
     proc.start()
     return f"http://127.0.0.1:{ports.get(timeout=30)}/api/v1/sales", proc
 

@@ -19,29 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
 
 DISPLAYS = 50
 TILL = "bench"
-
-
-def _empty_get_server(port_queue: Any) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html>", content_type="text/html")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/display", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_queue.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 async def _timed_gets(session: aiohttp.ClientSession, urls: list[str]
@@ -153,7 +135,9 @@ def run(quick: bool, root: Path) -> list[Any]:
     from scripts.bench import Figure, Stall, percentile
 
     requests = 500 if quick else 3000
-    empty_proc, ports = _spawn(_empty_get_server)
+    from scripts.bench import serve_empty
+
+    empty_proc, ports = _spawn(serve_empty, "GET", "/display")
     empty = f"http://127.0.0.1:{ports.get(timeout=30)}/display"
     stall = Stall(root / "display")
     try:
