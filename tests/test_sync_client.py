@@ -171,7 +171,9 @@ async def test_a_refused_batch_parks_until_a_person_retries(
 
 
 async def test_a_broken_local_chain_parks_and_sends_nothing(
-        journal: Journal, receiver: Receiver, running: SyncWorker) -> None:
+        journal: Journal, receiver: Receiver, key: DeviceIdentity) -> None:
+    # The worker starts only after the tampering: a running worker's start-up
+    # round could ship the untouched events first, and then nothing is left to park.
     await fill(journal, 5)
     conn = sqlite3.connect(journal.path)
     conn.execute("DROP TRIGGER events_append_only_update")
@@ -179,7 +181,12 @@ async def test_a_broken_local_chain_parks_and_sends_nothing(
                  " '\"total_minor\":', '\"total_minor\":9') AS BLOB) WHERE seq = 3")
     conn.commit()
     conn.close()
-    status = await running.sync_now()
+    w = worker(journal, receiver.url, key)
+    await w.start()
+    try:
+        status = await w.sync_now()
+    finally:
+        await w.stop()
     assert status["state"] == "parked"
     assert "chain broken at seq 3" in status["last_error"]
     assert await receiver.stored_seqs() == []
