@@ -35,7 +35,7 @@ class Subscriber:
 class TillState:
     """What a till's displays show besides the slot."""
 
-    kind: str = "idle"  # "idle", "cart" or "thanks"
+    kind: str = "idle"  # "idle", "cart", "card" (a card payment) or "thanks"
     html: str = ""
     until_s: float = 0.0  # thanks: when to go back to idle
 

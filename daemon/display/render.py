@@ -115,8 +115,13 @@ def render_thanks(sale: dict[str, Any], money: Money) -> str:
     parts = ['<div class="thanks"><h2>Thank you!</h2>',
              f'<p class="total"><span>Total</span> <strong>'
              f'{e(money(sale["total_minor"]))}</strong></p>']
+    cash = next((p for p in sale.get("payments", ()) if p["method"] == "cash"),
+                None)
+    if cash is not None and sale.get("change_minor"):
+        parts.append(f'<p class="given"><span>Cash given</span> <strong>'
+                     f'{e(money(cash["tendered_minor"]))}</strong></p>')
     if sale.get("change_minor"):
-        parts.append(f'<p class="change"><span>Change</span> <strong>'
+        parts.append(f'<p class="change"><span>Change due</span> <strong>'
                      f'{e(money(sale["change_minor"]))}</strong></p>')
     carbon = sale.get("carbon")
     if carbon:
@@ -146,9 +151,15 @@ PAGE = """<!doctype html>
 """
 
 
+# Without JavaScript the page reloads itself: every slot bucket when idle,
+# sooner while a customer is at the till (a card payment: each second or two).
+REFRESH_S = {"cart": 5, "card": 2}
+
+
 def render_page(*, lang: str, stall: str, size: str, state: str, events: str,
                 cart: str, slot: str) -> str:
     """Return the whole display page from its parts (slot and cart are HTML)."""
-    return PAGE.format(lang=e(lang), stall=e(stall), refresh=BUCKET_S,
+    return PAGE.format(lang=e(lang), stall=e(stall),
+                       refresh=REFRESH_S.get(state, BUCKET_S),
                        size=e(size), state=e(state), events=e(events),
                        cart=cart, slot=slot)

@@ -24,7 +24,8 @@ from daemon.display.cache import TTL_S, SlotCache
 from daemon.display.hub import Hub, TillState
 from daemon.display.measure import Measure, hour_of
 from daemon.display.model import BUCKET_S, Cohort, Creative, Inventory, Pin, Slot
-from daemon.display.render import render_page, render_slot
+from daemon.display.payment import CardView
+from daemon.display.render import REFRESH_S, render_page, render_slot
 from daemon.display.select import select_slot
 from daemon.errors import StallboxError
 
@@ -55,6 +56,7 @@ class Display:
         self._reload: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.card = CardView(box.sale, self.money, self.show_state)
 
     async def open(self) -> None:
         """Load creatives, catalog and this hour's counts; start the tickers."""
@@ -65,10 +67,12 @@ class Display:
         self.measure.hourly = await reader.run(lambda c: store.load_hourly(c, hour))
         self._tasks = [asyncio.create_task(self._tick()),
                        asyncio.create_task(self._flush_loop())]
+        self.card.start()
 
     async def close(self) -> None:
         """End every stream, stop the tickers and journal what was counted."""
         self.hub.close_all()
+        await self.card.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -149,16 +153,19 @@ class Display:
         inventory = await self.inventory()
         slot, slot_html = self.slot_html(inventory, cohort, int(now // BUCKET_S),
                                          now)
-        self.count(display, till, slot, cohort, now)
         state = self.hub.state(till, now)
+        # A display without JS reloads sooner while a customer is at the till;
+        # each reload then counts the seconds until the next one.
+        self.count(display, till, slot, cohort, now,
+                   REFRESH_S.get(state.kind, BUCKET_S))
         return render_page(lang=cohort.lang, stall=self.box.config.stall.name,
                            size=cohort.size, state=state.kind, events=events_url,
                            cart=state.html, slot=slot_html)
 
     def count(self, display: str, till: str, slot: Slot, cohort: Cohort,
-              now: float) -> None:
-        """Count a slot shown for one bucket; re-select when a cap is reached."""
-        shown = self.measure.shown(display, till, slot, cohort.key(), BUCKET_S, now)
+              now: float, seconds: int = BUCKET_S) -> None:
+        """Count a slot shown for seconds; re-select when a cap is reached."""
+        shown = self.measure.shown(display, till, slot, cohort.key(), seconds, now)
         creative = slot.creative
         if creative is not None and creative.cap_per_hour == shown:
             self.changed()
@@ -170,6 +177,13 @@ class Display:
     def show_thanks(self, till: str, html: str) -> None:
         """Push the thank-you after a sale to the till's displays."""
         self.hub.publish(till, TillState("thanks", html, self.clock() + THANKS_S))
+
+    def show_state(self, till: str, kind: str, html: str) -> None:
+        """Push a till's state of any kind (a card payment's included)."""
+        if kind == "thanks":
+            self.show_thanks(till, html)
+        else:
+            self.hub.publish(till, TillState(kind, html))
 
     def sale_seen(self, till: str, skus: Iterable[str]) -> None:
         """Count conversions of a committed sale."""

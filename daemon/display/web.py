@@ -231,6 +231,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await display.close()
 
 
+async def _follow_terminal(app: web.Application) -> None:
+    """Show card payments once the terminal runs (it starts after the display)."""
+    box = app[STALLBOX]
+    terminal = getattr(box, "terminal", None)
+    if terminal is not None:
+        terminal.listeners.append(display_for(box).card.intent_changed)
+
+
 async def _shutdown(app: web.Application) -> None:
     display_for(app[STALLBOX]).hub.close_all()
 
@@ -239,4 +247,5 @@ def install(app: web.Application) -> None:
     """Add the display's routes, start-up and shutdown to the application."""
     app.add_routes(routes)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_startup.append(_follow_terminal)  # after every cleanup_ctx start
     app.on_shutdown.append(_shutdown)

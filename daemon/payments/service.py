@@ -88,6 +88,8 @@ class TerminalService:
         self._flight: _Flight | None = None
         self._resolve_wanted = True
         self._keepalive: asyncio.Task[None] | None = None
+        # Told every change of an intent, prompts too (the customer display, #8).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def name(self) -> str:
@@ -178,6 +180,7 @@ class TerminalService:
 
     async def _pay(self, flight: _Flight) -> None:
         intent_id = flight.intent_id
+        self._publish_flight(flight)  # "tap card now" before the first prompt
         try:
             async with self._lock:
                 self._set_link("busy", "payment in progress")
@@ -338,7 +341,7 @@ class TerminalService:
             self.link.watchers.pop(intent_id, None)
 
     def _publish_flight(self, flight: _Flight) -> None:
-        if self.link.watchers.get(flight.intent_id):
+        if self.link.watchers.get(flight.intent_id) or self.listeners:
             task = asyncio.create_task(self.intent(flight.intent_id))
             task.add_done_callback(
                 lambda t: None if t.exception() else
@@ -347,6 +350,11 @@ class TerminalService:
     def _publish(self, intent_id: str, intent: dict[str, Any]) -> None:
         for queue in self.link.watchers.get(intent_id, set()):
             queue.put_nowait(intent)
+        for listener in self.listeners:
+            try:
+                listener(intent)
+            except Exception:  # a display's fault must not stop a payment
+                logger.exception("payment listener failed on %s", intent_id)
 
     # --- link, resolution, end-of-day ---
 

@@ -19,6 +19,7 @@ from daemon.web.api_payments import TERMINAL, service_of
 from daemon.web.cart import new_client_ref, store_for
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.pages_common import check_same_origin, form_fields, render, tablet_key
+from daemon.web.pages_till import show_cart
 from daemon.web.till_order import cart_sale
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ async def card_cancel_sale(request: web.Request) -> web.Response:
     sale = await request.app[STALLBOX].sale(intent["sale_id"])
     if cart.client_ref == sale["client_ref"]:
         cart.client_ref = new_client_ref()  # the items stay; the ref is spent
+    await show_cart(request, cart)  # the customer display leaves the card state
     raise web.HTTPSeeOther("/till#cart")
 
 

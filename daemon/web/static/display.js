@@ -16,6 +16,7 @@
   }
   source.addEventListener("idle", state("idle"));
   source.addEventListener("cart", state("cart"));
+  source.addEventListener("card", state("card"));
   source.addEventListener("thanks", state("thanks"));
   source.addEventListener("slot", function (event) { slot.innerHTML = event.data; });
 })();
