@@ -190,6 +190,35 @@ async def get_invoice(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
+@routes.get("/v1/stalls/{stall_id}/streams")
+async def stream_revenue(request: web.Request) -> web.Response:
+    """Revenue per live stream (and per pinned offer) for a billing period."""
+    stall_id, after, upto = await _period(request)
+    streams = await request.app[STORAGE].stream_revenue(stall_id, after, upto)
+    return web.json_response({"stall_id": stall_id, "after_seq": after,
+                              "upto_seq": upto, "streams": streams})
+
+
+@routes.get("/v1/stalls/{stall_id}/display")
+async def display_totals(request: web.Request) -> web.Response:
+    """Display impressions and conversions per slot and hour, and per sponsor."""
+    stall_id, after, upto = await _period(request)
+    totals = await request.app[STORAGE].display_totals(stall_id, after, upto)
+    return web.json_response({"stall_id": stall_id, "after_seq": after,
+                              "upto_seq": upto, **totals})
+
+
+async def _period(request: web.Request) -> tuple[str, int, int]:
+    """Return the stall and the seq range (after_seq, upto_seq] a statement covers."""
+    stall_id = request.match_info["stall_id"]
+    stall = await request.app[STORAGE].get_stall(stall_id)
+    if stall is None:
+        raise web.HTTPNotFound(text="no such stall")
+    after = _int_query(request, "after_seq", 0)
+    upto = min(_int_query(request, "upto_seq", stall.last_seq), stall.last_seq)
+    return stall_id, after, upto
+
+
 @routes.post("/v1/stalls/{stall_id}/enrol")
 async def enrol(request: web.Request) -> web.Response:
     stall_id = request.match_info["stall_id"]

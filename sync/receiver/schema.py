@@ -114,6 +114,12 @@ _REFUND = (("id", str), ("sale_id", str), ("currency", str), ("total_minor", int
            ("lines", list), ("taxes", list), ("tenders", list))
 _REFUND_LINE = (("sku", str), ("qty", int), ("amount_minor", int))
 _SALE_REF = (("sale_id", str),)
+_LIVE = (("stream_id", str), ("lines", list))
+_LIVE_LINE = (("sku", str), ("kind", str), ("event_id", str), ("unit_minor", int),
+              ("normal_minor", int))
+_MEASURE_ROW = (("slot", str), ("hour", str), ("cohort", str), ("impressions", int),
+                ("shown_s", int), ("conversions", int))
+_CREATIVE = (("id", str), ("kind", str), ("title", str), ("sponsor", str))
 # Each spec compiled to (keys, types): one pass in C checks the common case.
 _COMPILED: dict[int, tuple[tuple[str, ...], tuple[type, ...]]] = {}
 
@@ -162,6 +168,8 @@ def _sale(data: Mapping[str, Any], path: str) -> None:
     for index, line in enumerate(data["lines"]):
         if line["qty"] == 0:
             raise Invalid(f"{path}.lines[{index}].qty", "must not be 0")
+    if "live" in data:
+        _live(need(data, "live", dict, path), f"{path}.live")
 
 
 def _refund(data: Mapping[str, Any], path: str) -> None:
@@ -169,6 +177,27 @@ def _refund(data: Mapping[str, Any], path: str) -> None:
     _items(data["lines"], _REFUND_LINE, f"{path}.lines")
     _items(data["taxes"], _TAX, f"{path}.taxes")
     _items(data["tenders"], _PAYMENT, f"{path}.tenders")
+
+
+def _live(part: Mapping[str, Any], path: str) -> None:
+    """Check a sale's live-stream attribution (daemon.live.pricing), billed per
+    stream and per pinned offer."""
+    fields(part, _LIVE, path)
+    _items(part["lines"], _LIVE_LINE, f"{path}.lines")
+
+
+def _measured(data: Mapping[str, Any], path: str) -> None:
+    """Check aggregated display counts (daemon.display.measure), billed to
+    advertisers: counts are whole and never negative."""
+    fields(data, (("rows", list),), path)
+    _items(data["rows"], _MEASURE_ROW, f"{path}.rows")
+    for index, row in enumerate(data["rows"]):
+        for key in ("impressions", "shown_s", "conversions"):
+            need_int(row, key, f"{path}.rows[{index}]")
+
+
+def _creative(data: Mapping[str, Any], path: str) -> None:
+    fields(data, _CREATIVE, path)
 
 
 def _sale_ref(data: Mapping[str, Any], path: str) -> None:
@@ -180,6 +209,7 @@ def _sync_acked(data: Mapping[str, Any], path: str) -> None:
 
 
 _KINDS = {"sale.completed": _sale, "sale.pending": _sale, "sale.refunded": _refund,
-          "sale.cancelled": _sale_ref, "sync.acked": _sync_acked}
+          "sale.cancelled": _sale_ref, "sync.acked": _sync_acked,
+          "display.measured": _measured, "display.creative_saved": _creative}
 _KINDS.update((f"payment.{k}", _sale_ref) for k in (
     "intent_created", "approved", "declined", "aborted", "unknown", "resolved"))

@@ -19,7 +19,7 @@ from daemon.journal.store import utc_now
 from daemon.trust.excerpt import ExcerptCheck
 from sync.errors import BatchRejected, JournalTruncated
 from sync.protocol import Head
-from sync.receiver import trust
+from sync.receiver import billing, trust
 from sync.receiver.invoices import (
     SALE_KIND,
     attach_related,
@@ -131,6 +131,7 @@ def connect(path: Path) -> sqlite3.Connection:
     for name, ddl in _STALL_ADDED:
         if name not in have:
             conn.execute(f"ALTER TABLE stalls ADD COLUMN {name} {ddl}")
+    billing.create(conn)  # revenue per stream, display counts (#8)
     return conn
 
 
@@ -238,6 +239,18 @@ class SqliteStorage:
             return _invoice(conn, stall_id, row) if row else None
 
         return await self._call(read)
+
+    async def stream_revenue(self, stall_id: str, after_seq: int,
+                             upto_seq: int) -> list[dict[str, Any]]:
+        """Return revenue per live stream from sales in (after_seq, upto_seq]."""
+        return await self._call(lambda conn: billing.stream_revenue(
+            conn, stall_id, after_seq, upto_seq))
+
+    async def display_totals(self, stall_id: str, after_seq: int,
+                             upto_seq: int) -> dict[str, list[dict[str, Any]]]:
+        """Return display counts per slot and hour, and per sponsor."""
+        return await self._call(lambda conn: billing.display_totals(
+            conn, stall_id, after_seq, upto_seq))
 
     async def receipt_check(self, text: str) -> ExcerptCheck:
         """Check a receipt excerpt against the stored journals."""
@@ -369,6 +382,7 @@ def _store(conn: sqlite3.Connection, stall: StallRecord, batch: VerifiedBatch,
         "INSERT OR IGNORE INTO sale_events (stall_id, sale_id, seq, kind)"
         " VALUES (?, ?, ?, ?)", [(sid, ref, e.seq, e.kind) for e in new
                                  if e.kind != SALE_KIND and (ref := sale_ref(e))])
+    billing.index_events(conn, sid, new)
     tail = new[-1] if new else None
     conn.execute(
         "UPDATE stalls SET last_seq = ?, last_hash = ?, events_stored ="

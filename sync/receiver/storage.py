@@ -2,7 +2,8 @@
 
 A backend must make ``ingest`` atomic per stall: read the stall's tail, call
 ``trust.check_head``, ``verify.plan_ingest`` and ``trust.check_batch``, and
-store the new events, seals, epoch keys, invoices and the new tail in one
+store the new events, seals, epoch keys, invoices, the billing index
+(``billing.index_events``) and the new tail in one
 transaction, durable before it returns (the client is about to move its
 cursor on the answer).
 """
@@ -61,6 +62,16 @@ class Storage(Protocol):
 
     async def invoice(self, stall_id: str, sale_id: str) -> dict[str, Any] | None:
         """Return one invoice, or None."""
+        ...
+
+    async def stream_revenue(self, stall_id: str, after_seq: int,
+                             upto_seq: int) -> list[dict[str, Any]]:
+        """Return revenue per live stream from sales in (after_seq, upto_seq]."""
+        ...
+
+    async def display_totals(self, stall_id: str, after_seq: int,
+                             upto_seq: int) -> dict[str, list[dict[str, Any]]]:
+        """Return display counts per slot and hour, and per sponsor."""
         ...
 
     async def verify_chain(self, stall_id: str) -> tuple[int, str]:
