@@ -1,12 +1,11 @@
 """The card payment on the customer display: "tap card now", outcome, thank-you.
 
-The terminal service tells its listeners every change of a payment intent,
-the terminal's prompts included (``TerminalService.listeners``). The display
-turns each into its till's state: the sale's lines with what the customer
-should do, the outcome, and after an approval the thank-you with the carbon
-estimate as for cash. Intents are taken in order by one task, and a reading
-older than one already shown (a prompt read that finished after the
-approval was journaled) is skipped by its ``updated_seq``.
+The terminal service tells its listeners every change of a payment at once
+and in order (``TerminalService.listeners``): the start and each terminal
+prompt as a small dict, each outcome as the whole intent. One task here takes
+them in that order, so every prompt is shown, none after the outcome: the
+sale's lines with what the customer should do, the outcome, and after an
+approval the thank-you with the carbon estimate as for cash.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ NOTES = {
     "unknown": "One moment, please: checking the payment",
 }
 QUEUE_LIMIT = 256  # intents waiting to be shown; more are dropped (logged)
-REMEMBERED = 64  # intents whose last shown state is kept, oldest forgotten
+REMEMBERED = 16  # running payments whose sale is kept, oldest forgotten
 Show = Callable[[str, str, str], None]  # (till, kind, HTML)
 
 
@@ -37,12 +36,14 @@ class CardView:
     """Follow card payments and show each on the displays of its till."""
 
     def __init__(self, read_sale: Callable[[str], Awaitable[dict[str, Any]]],
-                 money: Money, show: Show) -> None:
+                 read_sale_id: Callable[[str], Awaitable[str]], money: Money,
+                 show: Show) -> None:
         self._read_sale = read_sale
+        self._read_sale_id = read_sale_id
         self._money = money
         self._show = show
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
-        self._shown: OrderedDict[str, tuple[int, str, str]] = OrderedDict()
+        self._open: OrderedDict[str, dict[str, Any]] = OrderedDict()  # pending
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,7 +58,7 @@ class CardView:
                 await self._task
 
     def intent_changed(self, intent: dict[str, Any]) -> None:
-        """Take a changed payment intent (a terminal service listener)."""
+        """Take a payment's change (a terminal service listener)."""
         if intent.get("type") != "payment":
             return  # card refunds are the staff's business
         try:
@@ -77,13 +78,12 @@ class CardView:
                 _LOG.exception("showing card payment %s failed", intent.get("id"))
 
     async def show(self, intent: dict[str, Any]) -> None:
-        """Show one intent's state on its till's displays, unless it is stale."""
-        mark = (int(intent["updated_seq"]), intent["outcome"], intent["prompt"])
-        last = self._shown.get(intent["id"])
-        if last is not None and (mark[0] < last[0] or mark == last):
-            return
-        self._remember(intent["id"], mark)
-        sale = await self._read_sale(intent["sale_id"])
+        """Show one change of a payment on its till's displays."""
+        if intent["outcome"] == "pending":
+            sale = await self._pending_sale(intent["id"])
+        else:
+            self._open.pop(intent["id"], None)
+            sale = await self._read_sale(intent["sale_id"])
         till = str(sale.get("tablet", ""))
         if intent["outcome"] == "approved":
             self._show(till, "thanks", render_thanks(sale, self._money))
@@ -91,6 +91,16 @@ class CardView:
         self._show(till, "card", render_cart(
             sale["lines"], sale["total_minor"], self._money,
             note=self.note(intent, sale["total_minor"])))
+
+    async def _pending_sale(self, intent_id: str) -> dict[str, Any]:
+        """Return the sale a running payment is for (read once per payment)."""
+        sale = self._open.get(intent_id)
+        if sale is None:
+            sale = await self._read_sale(await self._read_sale_id(intent_id))
+            self._open[intent_id] = sale
+            while len(self._open) > REMEMBERED:
+                self._open.popitem(last=False)
+        return sale
 
     def note(self, intent: dict[str, Any], total_minor: int) -> str:
         """Return what the customer reads under the cart."""
@@ -101,9 +111,3 @@ class CardView:
         if intent["amount_minor"] != total_minor:  # a split: card pays a part
             text = f"{text} · Card {self._money(intent['amount_minor'])}"
         return text
-
-    def _remember(self, intent_id: str, mark: tuple[int, str, str]) -> None:
-        self._shown[intent_id] = mark
-        self._shown.move_to_end(intent_id)
-        while len(self._shown) > REMEMBERED:
-            self._shown.popitem(last=False)

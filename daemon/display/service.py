@@ -28,6 +28,7 @@ from daemon.display.payment import CardView
 from daemon.display.render import REFRESH_S, render_page, render_slot
 from daemon.display.select import select_slot
 from daemon.errors import StallboxError
+from daemon.payments import intents
 
 if TYPE_CHECKING:
     from daemon.runtime import Stallbox
@@ -56,7 +57,8 @@ class Display:
         self._reload: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.card = CardView(box.sale, self.money, self.show_state)
+        self.card = CardView(box.sale, self._sale_of_payment, self.money,
+                             self.show_state)
 
     async def open(self) -> None:
         """Load creatives, catalog and this hour's counts; start the tickers."""
@@ -177,6 +179,10 @@ class Display:
     def show_thanks(self, till: str, html: str) -> None:
         """Push the thank-you after a sale to the till's displays."""
         self.hub.publish(till, TillState("thanks", html, self.clock() + THANKS_S))
+
+    async def _sale_of_payment(self, intent_id: str) -> str:
+        intent = await self.box.reader.run(lambda c: intents.get_intent(c, intent_id))
+        return str(intent["sale_id"])
 
     def show_state(self, till: str, kind: str, html: str) -> None:
         """Push a till's state of any kind (a card payment's included)."""

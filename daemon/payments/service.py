@@ -88,7 +88,9 @@ class TerminalService:
         self._flight: _Flight | None = None
         self._resolve_wanted = True
         self._keepalive: asyncio.Task[None] | None = None
-        # Told every change of an intent, prompts too (the customer display, #8).
+        # Told every change of an intent at once, in order: each prompt as
+        # {"id", "type", "outcome": "pending", "amount_minor", "prompt"}, each
+        # outcome as the whole intent (the customer display, #8).
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     @property
@@ -341,20 +343,30 @@ class TerminalService:
             self.link.watchers.pop(intent_id, None)
 
     def _publish_flight(self, flight: _Flight) -> None:
-        if self.link.watchers.get(flight.intent_id) or self.listeners:
+        self._tell({"id": flight.intent_id, "outcome": "pending",
+                    "type": "payment" if flight.kind == "payment" else "refund",
+                    "amount_minor": flight.amount_minor, "prompt": flight.prompt})
+        if self.link.watchers.get(flight.intent_id):
             task = asyncio.create_task(self.intent(flight.intent_id))
             task.add_done_callback(
                 lambda t: None if t.exception() else
-                self._publish(flight.intent_id, t.result()))
+                self._to_watchers(flight.intent_id, t.result()))
 
     def _publish(self, intent_id: str, intent: dict[str, Any]) -> None:
+        self._to_watchers(intent_id, intent)
+        self._tell(intent)
+
+    def _to_watchers(self, intent_id: str, intent: dict[str, Any]) -> None:
         for queue in self.link.watchers.get(intent_id, set()):
             queue.put_nowait(intent)
+
+    def _tell(self, intent: dict[str, Any]) -> None:
+        """Tell the listeners, in the order things happened (prompts unread)."""
         for listener in self.listeners:
             try:
                 listener(intent)
             except Exception:  # a display's fault must not stop a payment
-                logger.exception("payment listener failed on %s", intent_id)
+                logger.exception("payment listener failed on %s", intent["id"])
 
     # --- link, resolution, end-of-day ---
 
