@@ -315,28 +315,10 @@ def _trust_costs(calls: int) -> list[Figure]:
 
 
 async def _build_journal(state: Path, sales: int) -> int:
-    """Fill a signed journal with real cash sales, 256 per sealed transaction."""
-    from daemon.config import parse_config
-    from daemon.runtime import Stallbox
-    from daemon.sales.service import SaleRequest, create_sale
+    """Fill a signed journal with real cash sales (scripts/make_journal.py)."""
+    from scripts.make_journal import build_journal
 
-    config = parse_config({"stall": {"name": "Bench"}, "state": {"dir": str(state)}},
-                          base_dir=Path("/"))
-    box = Stallbox(config)
-    await box.open()
-    await box.import_catalog(CATALOG, skip_invalid=False)
-
-    def batch(tx: Any) -> None:
-        for _ in range(256):
-            request = SaleRequest(uuid.uuid4().hex, (("TEE", 2), ("SEIFE", 1)), 2000)
-            create_sale(tx, request, config.stall, config.billing)
-        tx.force_seal()
-
-    for _ in range(sales // 256):
-        await box.journal.transact(batch)
-    head = box.journal.head_seq
-    await box.stop()
-    return head
+    return await build_journal(state, sales)
 
 
 def _chain_floor_per_s(path: Path) -> float:

@@ -364,3 +364,54 @@ async def test_no_key_material_in_logs(aiohttp_client: Any, config: Config,
         for form in (key.hex(), base64.urlsafe_b64encode(key).decode().rstrip("="),
                      base64.b64encode(key).decode().rstrip("="), repr(key)):
             assert form not in logs
+
+
+READ_MODEL_EDITS = [
+    ("sales", "UPDATE sales SET tablet = 'x' WHERE seq = ?", "sales row"),
+    ("sale_lines", "UPDATE sale_lines SET qty = qty + 1 WHERE sale_id ="
+     " (SELECT id FROM sales WHERE seq = ?)", "sale_lines"),
+    ("sale_lines", "UPDATE sale_lines SET name = name || ' ' WHERE sale_id ="
+     " (SELECT id FROM sales WHERE seq = ?)", "sale_lines"),
+    ("payments", "UPDATE payments SET change_minor = change_minor + 1 WHERE"
+     " sale_id = (SELECT id FROM sales WHERE seq = ?)", "payments"),
+    ("payments", "DELETE FROM payments WHERE sale_id ="
+     " (SELECT id FROM sales WHERE seq = ?)", "payments"),
+    ("receipt", "UPDATE sales SET receipt = replace(receipt, '\"qty\":', '\"qty\":1')"
+     " WHERE seq = ?", "receipt"),
+    ("excerpt", "UPDATE sales SET receipt = replace(receipt, '|EUR|', '|EUX|')"
+     " WHERE seq = ?", "excerpt"),
+]
+
+
+@pytest.mark.parametrize(("name", "sql", "named"), READ_MODEL_EDITS,
+                         ids=[f"{e[0]}-{i}" for i, e in enumerate(READ_MODEL_EDITS)])
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_an_edited_sale_read_model_is_named_by_its_seq(
+        aiohttp_client: Any, config: Config, tmp_path: Path, name: str, sql: str,
+        named: str, processes: int) -> None:
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    sale = sqlite3.connect(src).execute(
+        "SELECT seq FROM sales ORDER BY seq LIMIT 1 OFFSET 1").fetchone()[0]
+    edited = _tamper(src, tmp_path / f"{name}.sqlite3", sql, (sale,))
+    result = verify_journal(edited, device, observers=replay_observers(),
+                            processes=processes)
+    assert result.bad_seq == sale and named in result.reason, result
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+async def test_the_split_walk_names_a_flipped_byte_like_the_single_walk(
+        aiohttp_client: Any, config: Config, tmp_path: Path, column: str) -> None:
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    conn = sqlite3.connect(src)
+    row = conn.execute(f"SELECT seq, {column} FROM events WHERE kind ="
+                       " 'sale.completed' ORDER BY seq DESC LIMIT 1").fetchone()
+    conn.close()
+    dst = _tamper(src, tmp_path / "j.sqlite3",
+                  f"UPDATE events SET {column} = ? WHERE seq = ?",
+                  (_flipped(row[1]), row[0]))
+    split = verify_journal(dst, device, observers=replay_observers(), processes=2)
+    assert split.bad_seq == row[0], split
+    assert verify_journal(src, device, observers=replay_observers(),
+                          processes=2).ok

@@ -62,6 +62,23 @@ def parse_canonical(raw: bytes) -> Any:
     return _DECODER.decode(raw.decode("utf-8"))
 
 
+DATA_HEAD = '{"data":'
+
+
+def parse_data(text: str, end: int) -> Any:
+    """Decode the data value of a body's text, which must span [8, end).
+
+    The caller has checked the tail after end (kind, seq, ts); together the
+    whole body is then known to be {"data": ..., "kind", "seq", "ts"}.
+    """
+    if not text.startswith(DATA_HEAD):
+        raise ValueError("the body does not start with its data")
+    data, stop = _DECODER.raw_decode(text, len(DATA_HEAD))
+    if stop != end:
+        raise ValueError(f"unexpected text at character {stop}")
+    return data
+
+
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
     """Return SHA-256(prev_hash ‖ body), the link of one event to the chain."""
     return hashlib.sha256(prev_hash + body).digest()

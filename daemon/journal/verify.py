@@ -9,39 +9,53 @@ replay, see ``daemon.trust.replay``) see every event in the same pass.
 
 Speed: a body is JSON-parsed only when a check needs its content (certificates
 and the kinds observers replay); for the rest the seq, ts and kind columns are
-matched against the canonical body's tail, which the hash already covers.
+matched against the canonical body's tail, which the hash already covers. On a
+big journal with observers the work is split over two processes (see
+``verify_journal``): one walks the chain, certificates and seals, the other
+replays read models from its own snapshot, and the first fault of either wins.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon.journal.canonical import GENESIS_HASH, chain_hash, parse_canonical
+from daemon.journal.canonical import GENESIS_HASH, chain_hash, parse_data
 from daemon.keys.device import verify_signature
 from daemon.keys.epoch import CERT_KIND, DEVICE_SIGNER, check_certificate, unb64
 from daemon.keys.signer import seal_message
 
 FETCH_ROWS = 4096
+MMAP_BYTES = 1 << 30
+# Below this many events one process does everything: forking costs more than
+# it saves, and small journals are what the tamper tests walk.
+PARALLEL_MIN_EVENTS = 50_000
+Fault = tuple[int, str]
+DataParser = Callable[[str, int], Any]
 
 
 class Observer(Protocol):
-    """Sees every event of a walk; names the first one it disagrees with.
+    """Sees the events of the kinds it lists; names the first fault it finds.
 
-    The walk parses only bodies of the kinds some observer lists in `kinds`;
-    for other events `record` is None.
+    A fault is (seq, reason): usually the fed event's seq, but a read-model
+    row that no event made is named by its own seq. `parsers` may give a
+    faster decoder of the data part of a kind's body (text, end of data).
     """
 
     kinds: frozenset[str]
+    parsers: dict[str, DataParser]
 
-    def feed(self, seq: int, ts: str, kind: str, record: dict[str, Any] | None,
-             digest: bytes) -> str: ...
+    def feed(self, seq: int, ts: str, kind: str, record: dict[str, Any],
+             digest: bytes) -> Fault | None: ...
 
-    def finish(self) -> tuple[int, str] | None: ...
+    def finish(self) -> Fault | None: ...
 
 
 ObserverFactory = Callable[[sqlite3.Connection], Observer]
@@ -86,6 +100,8 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         raise FileNotFoundError(f"no journal at {path}")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
+    # reading pages through a map saves a copy per page; a walk reads every page
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     return conn
 
 
@@ -111,12 +127,19 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def verify_journal(path: Path, device_public: bytes | None = None, *,
-                   observers: Sequence[ObserverFactory] = ()) -> VerifyResult:
+                   observers: Sequence[ObserverFactory] = (),
+                   processes: int | None = None) -> VerifyResult:
     """Check every event, certificate and seal; stop at the first fault.
 
     Without device_public the chain and seals are still checked, but device-signed
-    certificates cannot be, and the result says so in its warnings.
+    certificates cannot be, and the result says so in its warnings. processes=2
+    splits the chain walk and the replay over two processes; None chooses two
+    for a journal of PARALLEL_MIN_EVENTS or more on a machine with two cores.
     """
+    if processes is None:
+        processes = 2 if observers and _big(path) and (os.cpu_count() or 1) > 1 else 1
+    if processes > 1 and observers:
+        return _verify_split(path, device_public, observers)
     conn = open_readonly(path)
     try:
         conn.execute("BEGIN")  # one snapshot for the whole walk
@@ -124,6 +147,130 @@ def verify_journal(path: Path, device_public: bytes | None = None, *,
         return _walk(_rows(conn), _seals(conn), trust, [f(conn) for f in observers])
     finally:
         conn.close()
+
+
+def _big(path: Path) -> bool:
+    conn = open_readonly(path)
+    try:
+        head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+    return (head or 0) >= PARALLEL_MIN_EVENTS
+
+
+def _verify_split(path: Path, device_public: bytes | None,
+                  observers: Sequence[ObserverFactory]) -> VerifyResult:
+    """Walk the chain in a child process while this one replays the read models.
+
+    The child is forked before this process opens the journal (SQLite forbids
+    carrying a connection across fork) and opens its snapshot only after the
+    replay's snapshot is taken, so every event the replay sees is one the child
+    hash-checks too; events appended in between are checked but not replayed.
+    """
+    ctx = multiprocessing.get_context("fork")
+    go_read, go_write = ctx.Pipe(duplex=False)
+    result_read, result_write = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_chain_child, args=(path, device_public, go_read,
+                                                   result_write), daemon=True)
+    child.start()
+    go_read.close()
+    result_write.close()
+    try:
+        conn = open_readonly(path)
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT MAX(seq) FROM events").fetchone()  # take the snapshot
+            go_write.send(True)
+            replayed = _replay_only(conn, [f(conn) for f in observers])
+        finally:
+            conn.close()
+        chain = _child_result(result_read, child)
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+    if replayed is not None and (chain.ok or replayed[0] < (chain.bad_seq or 0)):
+        return VerifyResult(replayed[0] - 1, replayed[0] - 1, replayed[0], replayed[1],
+                            epochs=chain.epochs, warnings=chain.warnings)
+    return chain
+
+
+def _child_result(receive: Any, child: Any) -> VerifyResult:
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = f"exit code {child.exitcode}"
+    if isinstance(result, VerifyResult):
+        return result
+    raise RuntimeError(f"the chain walk process failed: {result}")
+
+
+def _chain_child(path: Path, device_public: bytes | None, go: Any, out: Any) -> None:
+    """Child process: wait for the replay's snapshot, then walk the chain."""
+    try:
+        go.recv()
+        out.send(verify_journal(path, device_public, processes=1))
+    except BaseException as err:  # the parent reports it; never a traceback here
+        out.send(f"{type(err).__name__}: {err}")
+    finally:
+        out.close()
+
+
+def _replay_only(conn: sqlite3.Connection, observers: list[Observer]) -> Fault | None:
+    """Feed observers the events of their kinds, trusting the columns.
+
+    Only sound next to a chain walk over the same events: it checks neither
+    hashes nor that the columns match the body.
+    """
+    kinds = sorted(frozenset().union(*(o.kinds for o in observers)))
+    marks = ",".join("?" * len(kinds))
+    cursor = conn.execute("SELECT seq, ts, kind, body, hash FROM events"
+                          f" WHERE kind IN ({marks}) ORDER BY seq", kinds)
+    feeds, parsers = _dispatch(observers)
+    with _gc_paused():
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            for seq, ts, kind, body, digest in rows:
+                try:
+                    text = bytes(body).decode("utf-8")
+                    end = len(text) - len(_canonical_tail(seq, ts, kind))
+                    record = {"data": parsers.get(kind, parse_data)(text, end),
+                              "kind": kind, "seq": seq, "ts": ts}
+                except ValueError as err:
+                    return seq, f"body is not canonical JSON: {err}"
+                for observer in feeds.get(kind, ()):
+                    fault = observer.feed(seq, ts, kind, record, bytes(digest))
+                    if fault:
+                        return fault
+    return _finish_observers(observers)
+
+
+def _dispatch(observers: list[Observer]
+              ) -> tuple[dict[str, list[Observer]], dict[str, DataParser]]:
+    feeds: dict[str, list[Observer]] = {}
+    parsers: dict[str, DataParser] = {}
+    for observer in observers:
+        for kind in observer.kinds:
+            feeds.setdefault(kind, []).append(observer)
+        parsers.update(getattr(observer, "parsers", {}))
+    return feeds, parsers
+
+
+def _finish_observers(observers: list[Observer]) -> Fault | None:
+    faults = [f for f in (o.finish() for o in observers) if f]
+    return min(faults) if faults else None
+
+
+class _gc_paused:  # noqa: N801 - used like a function
+    """Pause the cyclic GC: decoded bodies make no cycles, and its passes cost
+    a tenth of the replay."""
+
+    def __enter__(self) -> None:
+        self._was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was:
+            gc.enable()
 
 
 def verify_batch(rows: Sequence[Row], seals: Sequence[SealRow], *,
@@ -151,19 +298,23 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
           prev: bytes = GENESIS_HASH) -> VerifyResult:
     seal = next(seals, None)
     expected_seq, count, sealed, sealed_seq = first_seq, 0, 0, 0
-    parsed = frozenset({CERT_KIND}).union(*(o.kinds for o in observers))
+    feeds, parsers = _dispatch(observers)
+    feeds.setdefault(CERT_KIND, [])
     for seq, ts, kind, body, prev_hash, digest in rows:
         fault, record = _check_event(expected_seq, prev, seq, ts, kind, body,
-                                     prev_hash, digest, kind in parsed)
+                                     prev_hash, digest, parsers if kind in feeds
+                                     else None)
         if not fault and kind == CERT_KIND:
             fault = _check_cert(trust, record, seq, prev)
         if not fault and seal is not None and seal[0] <= seq:
             fault = _check_seal(trust, seal, seq, bytes(digest))
             seal, sealed, sealed_seq = next(seals, None), sealed + 1, seq
-        for observer in observers:
-            fault = fault or observer.feed(seq, ts, kind, record, digest)
         if fault:
             return _fail(count, expected_seq, fault, trust)
+        for observer in feeds.get(kind, ()) if record is not None else ():
+            found = observer.feed(seq, ts, kind, record, bytes(digest))
+            if found:
+                return _fail(count, found[0], found[1], trust)
         expected_seq, prev, count = seq + 1, bytes(digest), count + 1
     return _finish(count, expected_seq - 1, seal, sealed, sealed_seq, trust, observers)
 
@@ -179,10 +330,9 @@ def _finish(count: int, head: int, seal: SealRow | None,
     if seal is not None:
         return _fail(count, head + 1, f"a seal signs seq {seal[0]} but the journal "
                      f"ends at seq {head}: events were removed (truncation)", trust)
-    for observer in observers:
-        fault = observer.finish()
-        if fault:
-            return _fail(count, fault[0], fault[1], trust)
+    fault = _finish_observers(observers)
+    if fault:
+        return _fail(count, fault[0], fault[1], trust)
     if trust.device_public is not None and count and not sealed:
         return _fail(count, 1, "no seal at all: the journal is not signed", trust)
     if head > sealed_seq and sealed:
@@ -194,7 +344,7 @@ def _finish(count: int, head: int, seal: SealRow | None,
 
 def _check_event(expected_seq: int, prev: bytes, seq: int, ts: str, kind: str,
                  body: bytes, prev_hash: bytes, digest: bytes,
-                 parse: bool) -> tuple[str, Any]:
+                 parsers: dict[str, DataParser] | None) -> tuple[str, Any]:
     if isinstance(body, str):  # an edit through SQL text functions
         body = body.encode("utf-8")
     if seq != expected_seq:
@@ -203,24 +353,23 @@ def _check_event(expected_seq: int, prev: bytes, seq: int, ts: str, kind: str,
         return "prev_hash does not match the previous event's hash", None
     if chain_hash(prev, bytes(body)) != bytes(digest):
         return "hash does not match SHA-256(prev_hash ‖ body)", None
-    if not parse:
-        if not bytes(body).endswith(_canonical_tail(seq, ts, kind)):
-            return "seq, ts or kind columns differ from the signed body", None
+    tail = _canonical_tail(seq, ts, kind)
+    if not bytes(body).endswith(tail.encode("utf-8")):
+        return "seq, ts or kind columns differ from the signed body", None
+    if parsers is None:
         return "", None
     try:
-        record = parse_canonical(bytes(body))
+        text = bytes(body).decode("utf-8")
+        data = parsers.get(kind, parse_data)(text, len(text) - len(tail))
     except ValueError as err:
         return f"body is not canonical JSON: {err}", None
-    if (record.get("seq"), record.get("ts"), record.get("kind")) != (seq, ts, kind):
-        return "seq, ts or kind columns differ from the signed body", None
-    return "", record
+    return "", {"data": data, "kind": kind, "seq": seq, "ts": ts}
 
 
-def _canonical_tail(seq: int, ts: str, kind: str) -> bytes:
+def _canonical_tail(seq: int, ts: str, kind: str) -> str:
     """Return how a canonical body ends: its sorted keys after "data"."""
-    text = (f',"kind":{json.dumps(kind, ensure_ascii=False)},"seq":{seq},'
+    return (f',"kind":{json.dumps(kind, ensure_ascii=False)},"seq":{seq},'
             f'"ts":{json.dumps(ts, ensure_ascii=False)}}}')
-    return text.encode("utf-8")
 
 
 def _check_cert(trust: _Trust, record: dict[str, Any], seq: int, prev: bytes) -> str:
