@@ -91,6 +91,29 @@ class LivePricing:
         tx.after_commit(committed)
 
 
+    def release(self, tx: Tx, data: dict[str, Any]) -> None:
+        """Give a cancelled sale's units back to the flash caps it counted in.
+
+        A card sale counts its units when it is opened (so tablets cannot
+        oversell while the customer taps); cancelled unpaid, they go back to
+        the offer it counted them in, if that offer still runs.
+        """
+        qty = Counter[str]()
+        for line in data.get("lines", ()):
+            if line.get("kind", "goods") == "goods":
+                qty[line["sku"]] += line["qty"]
+        board = self._board
+        for line in data.get("live", {}).get("lines", ()):
+            if line["kind"] != "flash" or not qty[line["sku"]]:
+                continue
+            done = tx.execute(
+                "UPDATE live_offers SET sold = max(sold - ?, 0) WHERE sku = ?"
+                " AND event_id = ?", (qty[line["sku"]], line["sku"], line["event_id"]))
+            if done.rowcount:
+                tx.after_commit(lambda sku=line["sku"], n=qty[line["sku"]]:
+                                board.sold(sku, -n))
+
+
 def _valid_offers(tx: Tx, skus: Sequence[str], now_s: float) -> list[Offer]:
     marks = ",".join("?" * len(skus))
     rows = tx.execute(

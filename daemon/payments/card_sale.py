@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
 from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import (
+    PriceHook,
     SaleRequest,
     event_body,
     insert_sale_rows,
@@ -68,8 +69,14 @@ class CardSaleOutcome:
 
 
 def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
-                   billing: BillingSettings) -> CardSaleOutcome:
-    """Journal a pending card sale and its first intent, idempotent by client_ref."""
+                   billing: BillingSettings,
+                   prices: PriceHook | None = None) -> CardSaleOutcome:
+    """Journal a pending card sale and its first intent, idempotent by client_ref.
+
+    ``prices`` (daemon.live) applies live prices and flash caps as for cash, in
+    this transaction; its part (stream, pins) rides in ``sale.pending`` and so
+    in the ``sale.completed`` the approval journals.
+    """
     sale = request.sale
     row = tx.execute("SELECT id FROM sales WHERE client_ref = ?",
                      (sale.client_ref,)).fetchone()
@@ -77,9 +84,13 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
         latest = intents.latest_for_sale(tx.conn, row[0])
         return CardSaleOutcome(False, row[0], latest["id"] if latest else None)
     intents.check_terminal_free(tx, request.terminal)
-    priced = price_for_card(tx, sale, stall, billing)
+    products = read_products(tx.conn, [sku for sku, _ in sale.lines])
+    part: dict[str, Any] = {}
+    if prices is not None:
+        products, part = prices.apply(tx, sale, products)
+    priced = price_for_card(tx, sale, stall, billing, products)
     sale_id = new_sale_id(tx)
-    data = event_body(sale_id, sale, priced, stall, billing)
+    data = {**event_body(sale_id, sale, priced, stall, billing), **part}
     for payment in data["payments"]:
         payment["status"] = "pending"
     event = tx.append("sale.pending", data)
@@ -133,8 +144,12 @@ def resolve(tx: Tx, intent_id: str, outcome: str, by: str, how: str,
     return intents.get_intent(tx.conn, intent_id)
 
 
-def cancel_sale(tx: Tx, sale_id: str, by: str) -> None:
-    """Cancel a pending card sale whose attempts charged nothing."""
+def cancel_sale(tx: Tx, sale_id: str, by: str,
+                release: Callable[[Tx, dict[str, Any]], None] | None = None) -> None:
+    """Cancel a pending card sale whose attempts charged nothing.
+
+    ``release`` (daemon.live) gives the sale's units back to a flash cap.
+    """
     row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id[:40]!r}")
@@ -148,6 +163,10 @@ def cancel_sale(tx: Tx, sale_id: str, by: str) -> None:
     tx.append("sale.cancelled", {"sale_id": sale_id, "by": by,
                                  "reason": f"card payment {latest['outcome']}"})
     tx.execute("UPDATE sales SET status = 'cancelled' WHERE id = ?", (sale_id,))
+    if release is not None:
+        pending = tx.execute("SELECT e.body FROM events AS e JOIN sales AS s ON"
+                             " e.seq = s.seq WHERE s.id = ?", (sale_id,)).fetchone()
+        release(tx, dict(parse_canonical(bytes(pending[0]))["data"]))
 
 
 def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
@@ -258,9 +277,11 @@ def billing_of(config: object) -> BillingSettings:
 
 
 def price_for_card(tx: Tx, sale: SaleRequest, stall: StallConfig,
-                   billing: BillingSettings) -> PricedSale:
+                   billing: BillingSettings,
+                   products: dict[str, Any] | None = None) -> PricedSale:
     """Price the order as a cash sale would be; settle by card, or by its split."""
-    products = read_products(tx.conn, [sku for sku, _ in sale.lines])
+    if products is None:
+        products = read_products(tx.conn, [sku for sku, _ in sale.lines])
     if any(t.method == "card" for t in sale.tenders):
         return price_order(sale.order(), products, stall, billing)
     probe = replace(sale, tenders=(tenders.Tender("cash", MAX_AMOUNT_MINOR),))

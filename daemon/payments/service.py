@@ -131,7 +131,8 @@ class TerminalService:
         self._check_accepting()
         stall, billing = self.box.config.stall, card_sale.billing_of(self.box.config)
         outcome = await self.box.journal.transact(
-            lambda tx: card_sale.open_card_sale(tx, request, stall, billing))
+            lambda tx: card_sale.open_card_sale(tx, request, stall, billing,
+                                                self._prices()))
         if outcome.created and outcome.intent_id is not None:
             self._launch(outcome.intent_id, outcome.amount_minor)
         return outcome
@@ -288,7 +289,15 @@ class TerminalService:
 
     async def cancel_sale(self, sale_id: str, by: str) -> None:
         """Cancel a pending card sale whose attempts charged nothing."""
-        await self._transact(lambda tx: card_sale.cancel_sale(tx, sale_id, by))
+        prices = self._prices()
+        release = prices.release if prices is not None else None
+        await self._transact(lambda tx: card_sale.cancel_sale(tx, sale_id, by,
+                                                              release))
+
+    def _prices(self) -> Any:
+        """Return the live-price step of the sale flow (#8), or None."""
+        live = getattr(self.box, "live", None)
+        return live.pricing if live is not None else None
 
     # --- reading and watching ---
 
