@@ -120,7 +120,7 @@ async def sponsor_shown_and_bought(client: TestClient, token: str) -> None:
 async def test_revenue_per_stream_and_pin_reaches_the_receiver_once(
         stall: tuple[TestClient, str], receiver: Receiver, state_dir: Path) -> None:
     client, token = stall
-    await live_day(client, token)
+    sold = await live_day(client, token)
     await sponsor_shown_and_bought(client, token)
     box = client.app[STALLBOX]
     status = await box.sync.sync_now()
@@ -128,6 +128,8 @@ async def test_revenue_per_stream_and_pin_reaches_the_receiver_once(
 
     code, doc = await get(receiver, f"/v1/stalls/{STALL}/streams")
     assert code == 200 and doc["streams"] == [EXPECTED_STREAM], doc
+    code, bill = await get(receiver, f"/v1/stalls/{STALL}/invoices/{sold['two']['id']}")
+    assert code == 200 and bill["live"]["stream_id"] == "S-7"
     code, shown = await get(receiver, f"/v1/stalls/{STALL}/display")
     assert code == 200
     sponsor = shown["sponsors"][0]

@@ -55,6 +55,8 @@ def invoice_from_sale(stall_id: str, seq: int, ts: str, data: dict[str, Any],
         "sale_discount": data.get("sale_discount"),
         "carbon": _carbon(data.get("carbon")),
         "contribution": data.get("contribution"),
+        # Sold during a live stream: the stream and each pinned offer (#8).
+        "live": data.get("live"),
         "total_minor": data["total_minor"],
         "payments": [_pick(p, PAYMENT_KEYS) for p in data["payments"]],
         "change_minor": data["change_minor"],
