@@ -1,7 +1,8 @@
 """The sale flow's live-price step, run inside the sale's own transaction.
 
-``service.create_sale`` calls ``LivePricing.apply`` after it read the products
-and before it prices them. Live prices are read from ``live_offers`` in the
+``service.create_sale`` (and ``payments.card_sale.open_card_sale`` for a card
+sale) calls ``LivePricing.apply`` after it read the products and before it
+prices them. Live prices are read from ``live_offers`` in the
 writer's transaction, not from the loop's board, so the decision and the cap
 decrement are serialised by the single journal writer: twenty tablets selling
 against a cap of five get exactly five live prices, whatever the interleaving.
