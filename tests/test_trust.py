@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from daemon.config import Config
+from daemon.journal import verify
 from daemon.journal.store import Journal
 from daemon.journal.verify import VerifyResult, verify_batch, verify_journal
 from daemon.keys.device import DeviceIdentity
@@ -385,10 +386,13 @@ READ_MODEL_EDITS = [
 
 @pytest.mark.parametrize(("name", "sql", "named"), READ_MODEL_EDITS,
                          ids=[f"{e[0]}-{i}" for i, e in enumerate(READ_MODEL_EDITS)])
-@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize(("processes", "child_share"), [(1, 0.3), (2, 0.0), (2, 1.0)])
 async def test_an_edited_sale_read_model_is_named_by_its_seq(
         aiohttp_client: Any, config: Config, tmp_path: Path, name: str, sql: str,
-        named: str, processes: int) -> None:
+        named: str, processes: int, child_share: float,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single walk; split walk with the sale in the parent's part, in the child's."""
+    monkeypatch.setattr(verify, "CHILD_SHARE", child_share)
     state = await _journal_after_a_shift(aiohttp_client, config)
     src, device = state / JOURNAL_FILE, _device_public(state)
     sale = sqlite3.connect(src).execute(

@@ -17,6 +17,7 @@ replays read models from its own snapshot, and the first fault of either wins.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import multiprocessing
@@ -58,7 +59,12 @@ class Observer(Protocol):
     def finish(self) -> Fault | None: ...
 
 
-ObserverFactory = Callable[[sqlite3.Connection], Observer]
+ObserverFactory = Callable[..., Observer]
+# A factory with `splittable = True` takes seq_range=(first, last) and checks
+# only the rows of events in that range; the split walk gives the first
+# CHILD_SHARE of them to the chain walk's process, which has time to spare.
+CHILD_SHARE = 0.3
+ALL_SEQS = (1, 1 << 62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +176,10 @@ def _verify_split(path: Path, device_public: bytes | None,
     ctx = multiprocessing.get_context("fork")
     go_read, go_write = ctx.Pipe(duplex=False)
     result_read, result_write = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_chain_child, args=(path, device_public, go_read,
-                                                   result_write), daemon=True)
+    split = [f for f in observers if getattr(f, "splittable", False)]
+    child = ctx.Process(target=_chain_child, args=(path, device_public, split,
+                                                   go_read, result_write),
+                        daemon=True)
     child.start()
     go_read.close()
     result_write.close()
@@ -179,9 +187,12 @@ def _verify_split(path: Path, device_public: bytes | None,
         conn = open_readonly(path)
         try:
             conn.execute("BEGIN")
-            conn.execute("SELECT MAX(seq) FROM events").fetchone()  # take the snapshot
-            go_write.send(True)
-            replayed = _replay_only(conn, [f(conn) for f in observers])
+            head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            cut = int(head * CHILD_SHARE)
+            go_write.send(cut)  # the snapshot is taken: the child may open its own
+            mine = [f(conn, seq_range=(cut + 1, ALL_SEQS[1])) if f in split
+                    else f(conn) for f in observers]
+            replayed = _replay_only(conn, mine)
         finally:
             conn.close()
         chain = _child_result(result_read, child)
@@ -205,11 +216,17 @@ def _child_result(receive: Any, child: Any) -> VerifyResult:
     raise RuntimeError(f"the chain walk process failed: {result}")
 
 
-def _chain_child(path: Path, device_public: bytes | None, go: Any, out: Any) -> None:
-    """Child process: wait for the replay's snapshot, then walk the chain."""
+def _chain_child(path: Path, device_public: bytes | None,
+                 split: list[ObserverFactory], go: Any, out: Any) -> None:
+    """Child process: wait for the replay's snapshot, then walk the chain.
+
+    It also replays the rows of the splittable observers up to the cut.
+    """
     try:
-        go.recv()
-        out.send(verify_journal(path, device_public, processes=1))
+        cut = go.recv()
+        observers = [functools.partial(f, seq_range=(1, cut)) for f in split]
+        out.send(verify_journal(path, device_public, observers=observers,
+                                processes=1))
     except BaseException as err:  # the parent reports it; never a traceback here
         out.send(f"{type(err).__name__}: {err}")
     finally:
@@ -227,9 +244,12 @@ def _replay_only(conn: sqlite3.Connection, observers: list[Observer]) -> Fault |
     cursor = conn.execute("SELECT seq, ts, kind, body, hash FROM events"
                           f" WHERE kind IN ({marks}) ORDER BY seq", kinds)
     feeds, parsers = _dispatch(observers)
+    first = _first_wanted(observers)
     with _gc_paused():
         while rows := cursor.fetchmany(FETCH_ROWS):
             for seq, ts, kind, body, digest in rows:
+                if seq < first and kind != CERT_KIND:
+                    continue
                 try:
                     text = bytes(body).decode("utf-8")
                     end = len(text) - len(_canonical_tail(seq, ts, kind))
@@ -253,6 +273,17 @@ def _dispatch(observers: list[Observer]
             feeds.setdefault(kind, []).append(observer)
         parsers.update(getattr(observer, "parsers", {}))
     return feeds, parsers
+
+
+def _first_wanted(observers: list[Observer]) -> int:
+    """Return the first seq any observer checks rows of (certificates aside)."""
+    ranges = [getattr(o, "seq_range", ALL_SEQS) for o in observers]
+    return min((r[0] for r in ranges), default=1)
+
+
+def _last_wanted(observers: list[Observer]) -> int:
+    ranges = [getattr(o, "seq_range", ALL_SEQS) for o in observers]
+    return max((r[1] for r in ranges), default=0)
 
 
 def _finish_observers(observers: list[Observer]) -> Fault | None:
@@ -300,10 +331,11 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
     expected_seq, count, sealed, sealed_seq = first_seq, 0, 0, 0
     feeds, parsers = _dispatch(observers)
     feeds.setdefault(CERT_KIND, [])
+    last = _last_wanted(observers)
     for seq, ts, kind, body, prev_hash, digest in rows:
+        wanted = kind in feeds and (seq <= last or kind == CERT_KIND)
         fault, record = _check_event(expected_seq, prev, seq, ts, kind, body,
-                                     prev_hash, digest, parsers if kind in feeds
-                                     else None)
+                                     prev_hash, digest, parsers if wanted else None)
         if not fault and kind == CERT_KIND:
             fault = _check_cert(trust, record, seq, prev)
         if not fault and seal is not None and seal[0] <= seq:
