@@ -145,3 +145,29 @@ async def test_a_display_of_another_till_sees_nothing(till: TestClient) -> None:
         await asyncio.wait_for(any_state(), 1.0)
     other.close()
     mine.close()
+
+
+async def test_api_sales_thank_the_customer_on_the_till_display(
+        till: TestClient) -> None:
+    resp = await till.get("/display/events?till=Till%201")
+    assert (await next_event(resp))[0] == "idle"
+    body = {"client_ref": "api-cash-0001", "lines": [{"sku": "SEIFE", "qty": 1}],
+            "payment": {"method": "cash", "tendered_minor": 1000}}
+    sold = await till.post("/api/v1/sales", json=body)
+    assert sold.status == 201, await sold.text()
+    seen = await events_until(resp, "thanks", "Thank you!")
+    assert "5,90 €" in seen[-1][1] and "4,10 €" in seen[-1][1]  # total, change
+    again = await till.post("/api/v1/sales", json=body)  # a retry: no new thanks
+    assert again.status == 200
+
+    refused = {"client_ref": "api-card-0001", "lines": [{"sku": "REFUSED",
+                                                         "qty": 1}],
+               "payment": {"method": "card"}}
+    pending = await (await till.post("/api/v1/sales", json=refused)).json()
+    await events_until(resp, "card", NOTES["declined"])
+    paid = await till.post(f"/api/v1/sales/{pending['id']}/pay-cash",
+                           json={"tendered_minor": 600})
+    assert paid.status == 200, await paid.text()
+    seen = await events_until(resp, "thanks", "Thank you!")
+    assert "5,13 €" in seen[-1][1] and "0,87 €" in seen[-1][1]
+    resp.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.display.model import Cohort
@@ -33,11 +34,22 @@ class Subscriber:
 
 @dataclass(slots=True)
 class TillState:
-    """What a till's displays show besides the slot."""
+    """What a till's displays show besides the slot.
+
+    ``make`` renders the HTML when a display first needs it, so a sale on a
+    till no display follows costs no render.
+    """
 
     kind: str = "idle"  # "idle", "cart", "card" (a card payment) or "thanks"
     html: str = ""
     until_s: float = 0.0  # thanks: when to go back to idle
+    make: Callable[[], str] | None = None
+
+    def text(self) -> str:
+        """Return the HTML, rendering it once."""
+        if self.make is not None:
+            self.html, self.make = self.make(), None
+        return self.html
 
 
 class Hub:
@@ -76,7 +88,7 @@ class Hub:
         """Set a till's state and push it to its displays."""
         self._tills[till] = state
         for sub in list(self._subs.get(till, ())):
-            self.send(sub, (state.kind, state.html))
+            self.send(sub, (state.kind, state.text()))
 
     def expire(self, now_s: float) -> None:
         """Push idle to the displays of tills whose thank-you is over."""

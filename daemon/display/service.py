@@ -162,7 +162,7 @@ class Display:
                    REFRESH_S.get(state.kind, BUCKET_S))
         return render_page(lang=cohort.lang, stall=self.box.config.stall.name,
                            size=cohort.size, state=state.kind, events=events_url,
-                           cart=state.html, slot=slot_html)
+                           cart=state.text(), slot=slot_html)
 
     def count(self, display: str, till: str, slot: Slot, cohort: Cohort,
               now: float, seconds: int = BUCKET_S) -> None:
@@ -176,9 +176,12 @@ class Display:
         """Push a till's cart (empty HTML: idle) to its displays."""
         self.hub.publish(till, TillState("cart" if html else "idle", html))
 
-    def show_thanks(self, till: str, html: str) -> None:
-        """Push the thank-you after a sale to the till's displays."""
-        self.hub.publish(till, TillState("thanks", html, self.clock() + THANKS_S))
+    def show_thanks(self, till: str, html: str = "",
+                    make: Callable[[], str] | None = None) -> None:
+        """Push the thank-you after a sale (HTML, or how to make it) to the
+        till's displays."""
+        self.hub.publish(till, TillState("thanks", html, self.clock() + THANKS_S,
+                                         make))
 
     async def _sale_of_payment(self, intent_id: str) -> str:
         intent = await self.box.reader.run(lambda c: intents.get_intent(c, intent_id))

@@ -82,7 +82,7 @@ async def display_events(request: web.Request) -> web.StreamResponse:
     sub = display.hub.subscribe(till, cohort, tablet_key(request))
     try:
         state = display.hub.state(till, display.clock())
-        await response.write(b"retry: 2000\n\n" + sse_bytes(state.kind, state.html))
+        await response.write(b"retry: 2000\n\n" + sse_bytes(state.kind, state.text()))
         await _stream(response, sub.queue)
     except (ConnectionResetError, asyncio.CancelledError):
         _LOG.debug("display stream of till %r ended", till)
@@ -213,10 +213,11 @@ def cart_shown(request: web.Request, cart: Any, totals: Any) -> None:
 
 
 def sale_shown(request: web.Request, sale: dict[str, Any]) -> None:
-    """Push the thank-you of a till's sale to its displays."""
+    """Push the thank-you of a till's sale to its displays (rendered when one
+    looks: an API sale on a till without a display costs no render)."""
     display = display_for(request.app[STALLBOX])
-    display.show_thanks(request.get(TABLET_KEY, ""),
-                        render_thanks(sale, display.money))
+    display.show_thanks(str(sale.get("tablet") or request.get(TABLET_KEY, "")),
+                        make=lambda: render_thanks(sale, display.money))
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from daemon.catalog.apply import ImportRejected
 from daemon.catalog.importer import MAX_CATALOG_BYTES
+from daemon.display.web import sale_shown
 from daemon.errors import InputError
 from daemon.sales.checkout import annotate_carbon
 from daemon.web import api_payments
@@ -73,6 +74,8 @@ async def create_sale(request: web.Request) -> web.Response:
             sale_request(body, request[TABLET_KEY]))
     except InputError as err:
         raise payment_field(err, body["payment"]) from err
+    if outcome.created:
+        sale_shown(request, outcome.sale)  # the till's customer display (#8)
     status = 201 if outcome.created else 200
     return web.json_response(outcome.sale, status=status)
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from daemon.display.web import sale_shown
 from daemon.errors import InputError
 from daemon.payments import intents
 from daemon.payments.card_sale import CardSaleRequest
@@ -194,6 +195,7 @@ async def pay_rest_in_cash(request: web.Request) -> web.Response:
     await service_of(request).pay_rest_in_cash(sale_id, body["tendered_minor"],
                                                request[TABLET_KEY])
     sale = await request.app[STALLBOX].sale(sale_id)
+    sale_shown(request, sale)  # the customer display thanks, as for cash (#8)
     await add_card_payment(request, sale)
     return web.json_response(sale)
 
