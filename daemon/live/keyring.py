@@ -46,18 +46,32 @@ def add(state_dir: Path, name: str) -> str:
     current = load(state_dir)
     if name in current:
         raise IntegrationExists(name)
-    secret = SECRET_PREFIX + secrets.token_hex(32)
+    secret = new_secret()
     current[name] = secret
     _write(state_dir, current)
     _LOG.info("live integration %r added", name)
     return secret
 
 
-def remove(state_dir: Path, name: str) -> None:
-    """Forget an integration's secret (blocking)."""
+def remove(state_dir: Path, name: str) -> str | None:
+    """Forget an integration's secret; return it, or None if unknown (blocking)."""
     current = load(state_dir)
-    if current.pop(name, None) is not None:
+    secret = current.pop(name, None)
+    if secret is not None:
         _write(state_dir, current)
+    return secret
+
+
+def put(state_dir: Path, name: str, secret: str) -> None:
+    """Store a secret for an integration, replacing its old one (blocking)."""
+    current = load(state_dir)
+    current[name] = secret
+    _write(state_dir, current)
+
+
+def new_secret() -> str:
+    """Return a fresh webhook secret."""
+    return SECRET_PREFIX + secrets.token_hex(32)
 
 
 def _write(state_dir: Path, data: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from daemon.errors import NotFoundError
 from daemon.journal.store import Tx
 from daemon.live import events, keyring, signature
 from daemon.live.board import LiveBoard, load_rows
@@ -60,6 +61,14 @@ class LiveSelling:
         """Create an integration: secret to the state dir, its name to the journal."""
         return await add_integration(self.box, name, self.secrets)
 
+    async def rotate_integration(self, name: str) -> str:
+        """Give an integration a new secret; the old one fails from now on."""
+        return await rotate_integration(self.box, name, self.secrets)
+
+    async def remove_integration(self, name: str) -> None:
+        """Remove an integration; its webhooks get 401 from now on."""
+        await remove_integration(self.box, name, self.secrets)
+
     async def streams(self) -> list[dict[str, Any]]:
         """Return every stream with the sales and revenue attributed to it."""
         return await self.box.reader.run(stream_report)
@@ -87,6 +96,52 @@ async def add_integration(box: Stallbox, name: str,
     if known is not None:
         known[name] = secret
     return secret
+
+
+async def rotate_integration(box: Stallbox, name: str,
+                             known: dict[str, str] | None = None) -> str:
+    """Replace an integration's secret and journal that it changed (not the
+    secret); return the new secret."""
+    state = box.config.state_dir
+    old = (await asyncio.to_thread(keyring.load, state)).get(name)
+    if old is None:
+        raise NotFoundError(f"no integration named {name[:40]!r}")
+    secret = keyring.new_secret()
+    await asyncio.to_thread(keyring.put, state, name, secret)
+    try:
+        await box.journal.transact(lambda tx: tx.append(
+            "live.integration_rotated", {"name": name}))
+    except BaseException:
+        await asyncio.to_thread(keyring.put, state, name, old)
+        raise
+    if known is not None:
+        known[name] = secret
+    _LOG.info("live integration %r has a new secret", name)
+    return secret
+
+
+async def remove_integration(box: Stallbox, name: str,
+                             known: dict[str, str] | None = None) -> None:
+    """Forget an integration's secret first, then journal its removal."""
+    state = box.config.state_dir
+    if known is not None:
+        known.pop(name, None)  # refused from this moment
+    old = await asyncio.to_thread(keyring.remove, state, name)
+    if old is None:
+        raise NotFoundError(f"no integration named {name[:40]!r}")
+    try:
+        await box.journal.transact(lambda tx: _journal_removal(tx, name))
+    except BaseException:
+        await asyncio.to_thread(keyring.put, state, name, old)
+        if known is not None:
+            known[name] = old
+        raise
+    _LOG.info("live integration %r removed", name)
+
+
+def _journal_removal(tx: Tx, name: str) -> None:
+    tx.append("live.integration_removed", {"name": name})
+    tx.execute("DELETE FROM live_integrations WHERE name = ?", (name,))
 
 
 def _journal_integration(tx: Tx, name: str) -> None:
