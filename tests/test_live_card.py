@@ -111,7 +111,9 @@ async def test_a_declined_then_cancelled_card_sale_gives_its_flash_unit_back(
     # 5,13: the simulator refuses amounts ending in 13 cents.
     flash = {"id": "e-flash", "type": "flash.started", "sku": "TEE",
              "price_minor": 513, "quantity": 1, "until": rfc3339(time.time() + 600)}
-    assert (await deliver(client, secret, flash)).status == 202
+    started = {"id": "e-start", "type": "stream.started", "stream_id": "S-3"}
+    for body in (started, flash):
+        assert (await deliver(client, secret, body)).status == 202
     assert await live_left(client, token, "TEE") == 1
 
     sale = await card_sale(client, token, "TEE")
@@ -120,6 +122,9 @@ async def test_a_declined_then_cancelled_card_sale_gives_its_flash_unit_back(
         "declined")
     assert await live_left(client, token, "TEE") is None  # sold out while unpaid
     intent = sale["payment"]["id"]
+    streams = await (await client.get("/api/v1/live/streams",
+                                      headers=auth(token))).json()
+    assert streams["items"][0]["sales"] == 0  # attributed, but not paid
     resp = await client.post(f"/api/v1/payments/{intent}/cancel-sale",
                              headers=auth(token))
     assert resp.status == 200, await resp.text()

@@ -150,12 +150,17 @@ def _journal_integration(tx: Tx, name: str) -> None:
 
 
 def stream_report(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Return streams with their attributed sale count and revenue."""
+    """Return streams with their attributed sale count and revenue.
+
+    Only completed sales count: a card sale is attributed when it is opened
+    and may still be waiting for the card or be cancelled unpaid.
+    """
     rows = conn.execute(
-        "SELECT s.id, s.platform, s.title, s.active, count(l.client_ref),"
+        "SELECT s.id, s.platform, s.title, s.active, count(x.id),"
         " coalesce(sum(x.total_minor), 0) FROM live_streams s"
         " LEFT JOIN live_sales l ON l.stream_id = s.id"
         " LEFT JOIN sales x ON x.client_ref = l.client_ref"
+        " AND x.status = 'completed'"
         " GROUP BY s.id ORDER BY s.started_t DESC, s.id").fetchall()
     return [{"stream_id": r[0], "platform": r[1], "title": r[2],
              "active": bool(r[3]), "sales": r[4], "revenue_minor": r[5]}
