@@ -239,51 +239,59 @@ def _replay_only(conn: sqlite3.Connection, observers: list[Observer]) -> Fault |
     Only sound next to a chain walk over the same events: it checks neither
     hashes nor that the columns match the body.
     """
-    kinds = sorted(frozenset().union(*(o.kinds for o in observers)))
+    router = _Router(observers)
+    kinds = sorted(router.routes)
     marks = ",".join("?" * len(kinds))
     cursor = conn.execute("SELECT seq, ts, kind, body, hash FROM events"
                           f" WHERE kind IN ({marks}) ORDER BY seq", kinds)
-    feeds, parsers = _dispatch(observers)
-    first = _first_wanted(observers)
     with _gc_paused():
         while rows := cursor.fetchmany(FETCH_ROWS):
             for seq, ts, kind, body, digest in rows:
-                if seq < first and kind != CERT_KIND:
+                targets, parse = router.targets(kind, seq)
+                if not targets:
                     continue
-                try:
-                    text = bytes(body).decode("utf-8")
-                    end = len(text) - len(_canonical_tail(seq, ts, kind))
-                    record = {"data": parsers.get(kind, parse_data)(text, end),
-                              "kind": kind, "seq": seq, "ts": ts}
-                except ValueError as err:
-                    return seq, f"body is not canonical JSON: {err}"
-                for observer in feeds.get(kind, ()):
+                data = None
+                if parse:
+                    try:
+                        text = bytes(body).decode("utf-8")
+                        end = len(text) - len(_canonical_tail(seq, ts, kind))
+                        data = router.parsers.get(kind, parse_data)(text, end)
+                    except ValueError as err:
+                        return seq, f"body is not canonical JSON: {err}"
+                record = {"data": data, "kind": kind, "seq": seq, "ts": ts}
+                for observer in targets:
                     fault = observer.feed(seq, ts, kind, record, bytes(digest))
                     if fault:
                         return fault
     return _finish_observers(observers)
 
 
-def _dispatch(observers: list[Observer]
-              ) -> tuple[dict[str, list[Observer]], dict[str, DataParser]]:
-    feeds: dict[str, list[Observer]] = {}
-    parsers: dict[str, DataParser] = {}
-    for observer in observers:
-        for kind in observer.kinds:
-            feeds.setdefault(kind, []).append(observer)
-        parsers.update(getattr(observer, "parsers", {}))
-    return feeds, parsers
+class _Router:
+    """Which observers see an event, and whether any of them needs its body.
 
+    An observer sees the events of its `kinds` whose seq is in its optional
+    `seq_range` (certificates always); kinds in its optional `unparsed` set
+    reach it with data None, for observers that need only the seq and kind.
+    """
 
-def _first_wanted(observers: list[Observer]) -> int:
-    """Return the first seq any observer checks rows of (certificates aside)."""
-    ranges = [getattr(o, "seq_range", ALL_SEQS) for o in observers]
-    return min((r[0] for r in ranges), default=1)
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self.routes: dict[str, list[tuple[Observer, int, int, bool]]] = {}
+        self.parsers: dict[str, DataParser] = {}
+        for observer in observers:
+            first, last = getattr(observer, "seq_range", ALL_SEQS)
+            unparsed = getattr(observer, "unparsed", frozenset())
+            for kind in observer.kinds:
+                span = ALL_SEQS if kind == CERT_KIND else (first, last)
+                self.routes.setdefault(kind, []).append(
+                    (observer, *span, kind not in unparsed))
+            self.parsers.update(getattr(observer, "parsers", {}))
 
-
-def _last_wanted(observers: list[Observer]) -> int:
-    ranges = [getattr(o, "seq_range", ALL_SEQS) for o in observers]
-    return max((r[1] for r in ranges), default=0)
+    def targets(self, kind: str, seq: int) -> tuple[list[Observer], bool]:
+        routes = self.routes.get(kind)
+        if not routes:
+            return [], False
+        hit = [r for r in routes if r[1] <= seq <= r[2]]
+        return [r[0] for r in hit], any(r[3] for r in hit)
 
 
 def _finish_observers(observers: list[Observer]) -> Fault | None:
@@ -329,13 +337,15 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
           prev: bytes = GENESIS_HASH) -> VerifyResult:
     seal = next(seals, None)
     expected_seq, count, sealed, sealed_seq = first_seq, 0, 0, 0
-    feeds, parsers = _dispatch(observers)
-    feeds.setdefault(CERT_KIND, [])
-    last = _last_wanted(observers)
+    router = _Router(observers)
     for seq, ts, kind, body, prev_hash, digest in rows:
-        wanted = kind in feeds and (seq <= last or kind == CERT_KIND)
+        targets, parse = router.targets(kind, seq)
+        parse = parse or kind == CERT_KIND
         fault, record = _check_event(expected_seq, prev, seq, ts, kind, body,
-                                     prev_hash, digest, parsers if wanted else None)
+                                     prev_hash, digest,
+                                     router.parsers if parse else None)
+        if record is None and targets:
+            record = {"data": None, "kind": kind, "seq": seq, "ts": ts}
         if not fault and kind == CERT_KIND:
             fault = _check_cert(trust, record, seq, prev)
         if not fault and seal is not None and seal[0] <= seq:
@@ -343,7 +353,7 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
             seal, sealed, sealed_seq = next(seals, None), sealed + 1, seq
         if fault:
             return _fail(count, expected_seq, fault, trust)
-        for observer in feeds.get(kind, ()) if record is not None else ():
+        for observer in targets if not fault else ():
             found = observer.feed(seq, ts, kind, record, bytes(digest))
             if found:
                 return _fail(count, found[0], found[1], trust)

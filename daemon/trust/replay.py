@@ -399,4 +399,8 @@ class ClosuresReplay(_MergeJoin):
 
 def replay_observers() -> list[ObserverFactory]:
     """Return the observers that check every replayed read model."""
-    return [SalesReplay, EpochsReplay, ClosuresReplay]
+    from daemon.trust import replay_tables as t
+
+    return [SalesReplay, EpochsReplay, ClosuresReplay, t.PrintJobsReplay,
+            t.ProductsReplay, t.TabletsReplay, t.PairingCodesReplay, t.ShiftsReplay,
+            t.RefundsReplay]
