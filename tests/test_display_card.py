@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon.display.model import Cohort, Slot
 from daemon.display.payment import NOTES, TAP_CARD
+from daemon.display.service import display_for
 from daemon.web.app import create_app
+from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtSimBehaviour, ZvtTerminalSim
 from device.terminal import zvt
 from tests.cardhelpers import stock
@@ -171,3 +174,32 @@ async def test_api_sales_thank_the_customer_on_the_till_display(
     seen = await events_until(resp, "thanks", "Thank you!")
     assert "5,13 €" in seen[-1][1] and "0,87 €" in seen[-1][1]
     resp.close()
+
+
+async def test_a_card_sale_converts_when_paid_not_when_refused(
+        till: TestClient) -> None:
+    for sku in ("TEE", "REFUSED"):
+        resp = await till.post("/display/manage/creatives", data={
+            "kind": "product", "sku": sku, "title": f"Promo {sku}"})
+        assert resp.status == 200, await resp.text()
+    display = display_for(till.app[STALLBOX])
+    for creative in display.creatives:  # each slot shown once on this till
+        slot = Slot("c:" + creative.id, "product", creative)
+        display.count("screen-1", "Till 1", slot, Cohort(), display.clock())
+    events = await till.get("/display/events?till=Till%201")
+    assert (await next_event(events))[0] == "idle"
+
+    path = await card_checkout(till, "REFUSED")
+    await events_until(events, "card", NOTES["declined"])
+    assert (await till.post(f"{path}/cancel-sale")).status == 200
+    await till.post("/till/cart", data={"action": "clear"})  # the items stay
+    await card_checkout(till, "TEE")
+    await events_until(events, "thanks")
+    events.close()
+
+    await display.flush()
+    stats = await (await till.get("/api/v1/display/stats")).json()
+    converted = {row["slot"]: row["conversions"] for row in stats["items"]}
+    by_sku = {c.sku: "c:" + c.id for c in display.creatives}
+    assert converted[by_sku["TEE"]] == 1
+    assert converted[by_sku["REFUSED"]] == 0

@@ -37,9 +37,10 @@ class CardView:
 
     def __init__(self, read_sale: Callable[[str], Awaitable[dict[str, Any]]],
                  read_sale_id: Callable[[str], Awaitable[str]], money: Money,
-                 show: Show) -> None:
+                 show: Show, converted: Callable[[str, list[str]], Any]) -> None:
         self._read_sale = read_sale
         self._read_sale_id = read_sale_id
+        self._converted = converted  # a paid card sale's skus, for conversions
         self._money = money
         self._show = show
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
@@ -87,6 +88,7 @@ class CardView:
         till = str(sale.get("tablet", ""))
         if intent["outcome"] == "approved":
             self._show(till, "thanks", render_thanks(sale, self._money))
+            self._converted(till, [str(ln.get("sku", "")) for ln in sale["lines"]])
             return
         self._show(till, "card", render_cart(
             sale["lines"], sale["total_minor"], self._money,

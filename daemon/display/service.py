@@ -58,7 +58,7 @@ class Display:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.card = CardView(box.sale, self._sale_of_payment, self.money,
-                             self.show_state)
+                             self.show_state, self.sale_seen)
 
     async def open(self) -> None:
         """Load creatives, catalog and this hour's counts; start the tickers."""

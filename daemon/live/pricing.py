@@ -44,9 +44,14 @@ class LivePricing:
         self._clock = clock
         self.sale_listeners: list[SaleListener] = []
 
-    def apply(self, tx: Tx, request: Any, products: Mapping[str, Any]
-              ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Return (products with live prices, the event's live part or {})."""
+    def apply(self, tx: Tx, request: Any, products: Mapping[str, Any], *,
+              completed: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return (products with live prices, the event's live part or {}).
+
+        A sale not ``completed`` yet (a card sale waiting for the card) counts
+        against caps but is not told to the sale listeners (conversions): the
+        display counts it when the card is approved.
+        """
         qty = Counter[str]()
         for sku, n in request.lines:
             qty[sku] += n
@@ -61,7 +66,7 @@ class LivePricing:
             lines.append(_line_part(offer, product.price_minor))
             _count_sold(tx, offer, qty[offer.sku])
         part = self._attribute(tx, request, lines, products)
-        self._after_commit(tx, request, lines, qty)
+        self._after_commit(tx, request, lines, qty, completed)
         return out, part
 
     def _attribute(self, tx: Tx, request: Any, lines: list[dict[str, Any]],
@@ -78,8 +83,8 @@ class LivePricing:
         return {"live": part}
 
     def _after_commit(self, tx: Tx, request: Any, lines: Sequence[dict[str, Any]],
-                      qty: Counter[str]) -> None:
-        board, listeners = self._board, self.sale_listeners
+                      qty: Counter[str], completed: bool) -> None:
+        board, listeners = self._board, self.sale_listeners if completed else []
         skus = tuple(qty)
         tablet = str(getattr(request, "tablet", ""))
 

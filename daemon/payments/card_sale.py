@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.billing import tenders
 from daemon.billing.cash import CashRounding
@@ -36,7 +36,6 @@ from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
 from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import (
-    PriceHook,
     SaleRequest,
     event_body,
     insert_sale_rows,
@@ -48,6 +47,15 @@ from daemon.sales.settings import BillingSettings
 from daemon.trust.excerpt import sale_excerpt
 
 logger = logging.getLogger(__name__)
+
+
+class CardPrices(Protocol):
+    """The live-price step (daemon.live.pricing) as a card sale uses it (#8)."""
+
+    def apply(self, tx: Tx, request: SaleRequest, products: dict[str, Any], *,
+              completed: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the products to price with, and a part for the sale event."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +78,7 @@ class CardSaleOutcome:
 
 def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
                    billing: BillingSettings,
-                   prices: PriceHook | None = None) -> CardSaleOutcome:
+                   prices: CardPrices | None = None) -> CardSaleOutcome:
     """Journal a pending card sale and its first intent, idempotent by client_ref.
 
     ``prices`` (daemon.live) applies live prices and flash caps as for cash, in
@@ -87,7 +95,7 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
     products = read_products(tx.conn, [sku for sku, _ in sale.lines])
     part: dict[str, Any] = {}
     if prices is not None:
-        products, part = prices.apply(tx, sale, products)
+        products, part = prices.apply(tx, sale, products, completed=False)
     priced = price_for_card(tx, sale, stall, billing, products)
     sale_id = new_sale_id(tx)
     data = {**event_body(sale_id, sale, priced, stall, billing), **part}
