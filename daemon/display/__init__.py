@@ -4,7 +4,8 @@
 bucket); ``render.py`` turns it into HTML that ``cache.py`` keeps per
 (cohort, slot, inventory version, bucket); ``hub.py`` pushes cart, thank-you
 and slot changes to displays over server-sent events; ``measure.py`` counts
-impressions and conversions and journals them as aggregates; ``images.py``
+impressions and conversions and journals them as aggregates; ``payment.py``
+shows a card payment (prompts, outcome, thank-you); ``images.py``
 checks and re-encodes uploaded creatives; ``service.py`` ties them to the
 running daemon and ``web.py`` serves the pages.
 """
