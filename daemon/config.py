@@ -16,6 +16,7 @@ from daemon.money import Currency
 from device.printer.settings import CUT_MODES, FLOW_CONTROLS, PARITIES, PrinterSettings
 
 if TYPE_CHECKING:
+    from daemon.ereceipt.settings import EmailSettings
     from daemon.payments.settings import TerminalConfig
     from daemon.sales.settings import BillingSettings
 
@@ -79,6 +80,7 @@ class Config:
     billing: BillingSettings = field(default_factory=lambda: _default_billing())
     sessions: SessionSettings = field(default_factory=SessionSettings)  # [pairing]
     tls: TlsFiles | None = None  # [http] tls_cert, tls_key
+    email: EmailSettings | None = None  # [email]: e-receipts (daemon.ereceipt)
 
 
 class _Section:
@@ -158,7 +160,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     """Check a config already parsed from TOML."""
     known = {"stall", "http", "state", "printer", "sync", "tax", "pairing", "keys",
              "terminal",
-             "discovery", "display",
+             "discovery", "display", "email",
              *BILLING_SECTIONS}
     for key in data:
         if key not in known:
@@ -201,6 +203,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     from daemon.payments.settings import parse_terminal  # imports this module
 
     terminal = parse_terminal(data.get("terminal"), stall.currency)
+    from daemon.ereceipt.settings import parse_email  # imports this module
+
+    email = parse_email(data.get("email"), base_dir)
     return Config(stall=stall, host=host, port=port, state_dir=state_dir,
                   printer=printer, sync_url=sync_url, sync_stall_id=sync_stall_id,
                   sync_interval_s=sync_interval_s, max_body_bytes=max_body,
@@ -209,7 +214,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
                   discovery=discovery,
                   display_conversion_window_s=conversion_window_s,
                   epoch_max_s=epoch_max_s, terminal=terminal,
-                  sessions=sessions, tls=tls)
+                  sessions=sessions, tls=tls, email=email)
 
 
 def _default_billing() -> BillingSettings:

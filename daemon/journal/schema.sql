@@ -293,3 +293,23 @@ CREATE TABLE IF NOT EXISTS print_job_refunds (
     job_id    INTEGER PRIMARY KEY REFERENCES print_jobs (id),
     refund_id TEXT    NOT NULL REFERENCES refunds (id)
 );
+
+-- E-receipts (issue 6, daemon/ereceipt): one per sale, the customer's address
+-- only as a token sealed under the day's data key (never in clear here or in
+-- the events); queued -> sent | failed. Shredded days by their
+-- datakey.shredded event: their tokens can no longer be opened.
+CREATE TABLE IF NOT EXISTS email_receipts (
+    sale_id     TEXT PRIMARY KEY REFERENCES sales (id),
+    day         TEXT    NOT NULL,
+    token       TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT    NOT NULL DEFAULT '',
+    seq         INTEGER NOT NULL,
+    updated_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS email_receipts_status ON email_receipts (status, seq);
+CREATE TABLE IF NOT EXISTS shredded_days (
+    day  TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);

@@ -403,4 +403,4 @@ def replay_observers() -> list[ObserverFactory]:
 
     return [SalesReplay, EpochsReplay, ClosuresReplay, t.PrintJobsReplay,
             t.ProductsReplay, t.TabletsReplay, t.PairingCodesReplay, t.ShiftsReplay,
-            t.RefundsReplay]
+            t.RefundsReplay, t.EmailReceiptsReplay]

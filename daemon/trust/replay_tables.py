@@ -11,8 +11,8 @@ has a row per sale: there the rows are compared as a keyed multiset digest
 rows are read again one by one only when the digests differ.
 
 Covered: products, product_billing, tablets, pairing_codes, shifts, refunds,
-refund_lines, print_jobs, print_job_refunds. The list of the rest, and why,
-is in docs/trust.md ("What the replay covers").
+refund_lines, print_jobs, print_job_refunds, email_receipts, shredded_days.
+The list of the rest, and why, is in docs/trust.md ("What the replay covers").
 """
 
 from __future__ import annotations
@@ -351,3 +351,46 @@ class PrintJobsReplay:
             seq = self.updated[job - 1] if 1 <= job <= len(self.updated) else 0
             return seq, f"print_job_refunds differs from its events at job {job}"
         return None
+
+
+class EmailReceiptsReplay(_Keyed):
+    """email_receipts and shredded_days: requested, then sent or failed."""
+
+    kinds = frozenset({"receipt.email_requested", "receipt.email_sent",
+                       "receipt.email_failed", "datakey.shredded"})
+    table = "email_receipts"
+    sql = ("SELECT sale_id, day, token, status, attempts, error, seq, updated_seq"
+           " FROM email_receipts")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self.days = _ShreddedDays(conn)
+
+    def apply(self, seq: int, ts: str, kind: str, data: Any) -> Fault | None:
+        if kind == "datakey.shredded":
+            self.days.rows.setdefault(data["day"], ((data["day"], seq), seq))
+            return None
+        sale_id = data["sale_id"]
+        if kind == "receipt.email_requested":
+            self.rows[sale_id] = ((sale_id, data["day"], data["token"], "queued", 0,
+                                   "", seq, seq), seq)
+            return None
+        known = self.rows.get(sale_id)
+        if known is None:
+            return seq, f"{kind} for sale {sale_id!r}, whose e-mail was never asked"
+        row = known[0]
+        if kind == "receipt.email_sent":
+            state = ("sent", data["attempt"], "")
+        else:
+            state = ("failed" if data["final"] else "queued", data["attempt"],
+                     data["reason"])
+        self.rows[sale_id] = ((*row[:3], *state, row[6], seq), seq)
+        return None
+
+    def finish(self) -> Fault | None:
+        return super().finish() or self.days.finish()
+
+
+class _ShreddedDays(_Keyed):
+    table = "shredded_days"
+    sql = "SELECT day, seq FROM shredded_days"

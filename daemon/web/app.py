@@ -12,6 +12,7 @@ from aiohttp import web
 
 from daemon.config import Config
 from daemon.display import web as display_web
+from daemon.ereceipt import web as ereceipt_web
 from daemon.errors import StallboxError
 from daemon.live import web as live_web
 from daemon.ops import web as ops_web
@@ -78,6 +79,7 @@ def create_app(config: Config) -> web.Application:
     app[STALLBOX] = Stallbox(config)
     ops_web.install(app)  # /healthz, /metrics, /clock, disk reserve (#7)
     app.cleanup_ctx.append(_lifecycle)
+    ereceipt_web.install(app)  # e-receipts and their outbox, after the journal (#6)
     live_web.install(app)  # live selling before the display that shows it (#8)
     display_web.install(app)
     api_payments.setup(app)  # card API, pages and terminal (#3)

@@ -65,6 +65,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
         GET /sales
         GET /sales/{id}
         POST /sales/{id}/reprint
+        POST /sales/{id}/email
         GET /printer
         GET /shifts
         GET /shifts/{seq}
@@ -86,6 +87,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
         GET /api/v1/sales/{id}
         GET /api/v1/sales/{id}/receipt
         POST /api/v1/sales/{id}/reprint
+        POST /api/v1/sales/{id}/email
+        GET /api/v1/sales/{id}/email
         POST /api/v1/sales/{id}/pay-cash
         GET /api/v1/sales/{id}/refunds
         GET /api/v1/refunds/{id}

@@ -17,6 +17,7 @@ PROBLEM = {"application/problem+json": {"schema": {"type": "object", "properties
 
 
 def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
+    from daemon.ereceipt.web import EMAIL_BODY
     from daemon.live.events import SPECS as LIVE_SPECS
     from daemon.web.api import PAIR_BODY, SALE_BODY
     from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
@@ -35,6 +36,7 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/elevate"): _json(ELEVATE_BODY.openapi()),
         ("POST", "/api/v1/receipts/verify"): _json(VERIFY_BODY.openapi()),
         ("POST", "/api/v1/days/close"): _json(CLOSE_DAY_BODY.openapi()),
+        ("POST", "/api/v1/sales/{id}/email"): _json(EMAIL_BODY.openapi()),
         ("POST", LIVE_EVENTS): _json(
             {"oneOf": [spec.openapi() for spec in LIVE_SPECS.values()]}),
         ("POST", "/api/v1/catalog/import"): {

@@ -43,6 +43,7 @@ async def sales_list(request: web.Request) -> web.Response:
 async def render_sale(request: web.Request, sale_id: str, *, status: int = 200,
                       **extra: Any) -> web.Response:
     """Render one sale: receipt, print jobs, refunds and the refund form (#4)."""
+    from daemon.ereceipt.web import email_context  # it imports this module
     from daemon.web.pages_refunds import refund_context  # it imports this module
 
     box = request.app[STALLBOX]
@@ -50,7 +51,8 @@ async def render_sale(request: web.Request, sale_id: str, *, status: int = 200,
     receipt = await box.receipt_text(sale_id)
     return render(request, "sale.html", status=status, sale=sale, receipt=receipt,
                   job_words=JOB_WORDS, tender_labels=TENDER_LABELS,
-                  **await refund_context(box, sale), **extra)
+                  **await refund_context(box, sale),
+                  **await email_context(request, sale_id), **extra)
 
 
 @routes.get("/sales/{id}")
