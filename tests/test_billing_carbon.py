@@ -216,3 +216,38 @@ def test_range_brackets_the_estimate_and_order_does_not_matter(
 
     assert 0 <= done.low_kg <= done.total_kg <= done.high_kg
     assert (backwards.total_kg, backwards.low_kg) == (done.total_kg, done.low_kg)
+
+
+def test_a_record_written_before_the_integer_rewrite_recomputes_byte_for_byte() -> None:
+    """A 1.0 record and its stored estimate, as the Fraction-based code wrote them.
+
+    The journal keeps sales priced by every release; the integer arithmetic
+    (one denominator per line, coefficients cached per factor table) must give
+    the very bytes older releases stored, and the same receipt text.
+    """
+    golden = json.loads(
+        (Path(__file__).parent / "golden/carbon-1.0-record.json").read_text("utf-8")
+    )
+    again = estimate_from_record(golden["record"])
+
+    assert estimate_to_json(again) == golden["estimate"]
+    assert list(receipt_lines(again)) == golden["receipt"]
+
+
+def test_cached_coefficients_follow_the_table_they_came_from() -> None:
+    """A table built from other factors (a new version) never reuses old figures."""
+    line = CarbonLine("HONEY", 1, HONEY, mass_g=1000)
+    first = run(line)
+    doubled = factor_table(
+        [
+            EmissionFactor(
+                HONEY, "test", "0", "x", "Honey", "mass", Fraction("3.14"),
+                Fraction(3, 10), "fixture",
+            )
+        ]
+    )
+    again = estimate([line], doubled, conversion=TO_USD_2021, currency=EUR)
+
+    assert first.total_kg == Fraction("1.57")
+    assert again.total_kg == Fraction("3.14")
+    assert run(line).total_kg == Fraction("1.57")

@@ -149,7 +149,10 @@ def test_unknown_pricing_mode_is_refused() -> None:
 
 
 def test_no_float_anywhere_in_billing() -> None:
-    """Money stays in ints and Fractions: no float(), float literal or math."""
+    """Money stays in ints and Fractions: no float(), float literal or math.
+
+    Only math's integer-only gcd and lcm may be imported by name.
+    """
     for path in Path(daemon.billing.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -159,6 +162,9 @@ def test_no_float_anywhere_in_billing() -> None:
             ), path
             if isinstance(node, ast.alias):
                 assert node.name not in ("math", "decimal"), path
+            if isinstance(node, ast.ImportFrom) and node.module in ("math", "decimal"):
+                names = {alias.name for alias in node.names}
+                assert node.module == "math" and names <= {"gcd", "lcm"}, path
 
 
 # ---- properties -------------------------------------------------------------

@@ -11,9 +11,17 @@ Method (id ``METHOD_ID``, version ``METHOD_VERSION``), cradle-to-gate:
 - Plus the **packaging**: its material factor x packaging mass x qty.
 - Each part's range is value x (1 -/+ its factor's relative uncertainty).
   Ranges add up linearly (worst case: errors are not assumed to cancel).
-- Everything is summed exactly (integer numerators over common denominators,
-  stored as Fractions); only printed figures are rounded
-  (``half_up``): grams below 1 kg, else kg with one decimal.
+- Everything is exact: each figure is an integer numerator over one common
+  denominator per sale (the least common multiple of the line denominators),
+  so sums are integer sums; a stored figure is that fraction in lowest terms.
+  Only printed figures are rounded (``half_up``): grams below 1 kg, else kg
+  with one decimal.
+
+Speed (issue 4's pricing target): each factor's per-gram or per-minor-unit
+coefficient is worked out once per factor table and spend conversion and kept
+in the table's cache (``FactorTable.derived``); a sale then costs a few
+integer products per line. The stored text (``estimate_to_json``) and the
+printed block (``receipt_lines``) are formatted once per estimate.
 
 A contribution or offset is never subtracted: nothing here takes one.
 """
@@ -24,6 +32,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from math import gcd, lcm  # integers only: billing imports nothing else from math
+from typing import NamedTuple
 
 from daemon.billing.factors import (
     EmissionFactor,
@@ -33,14 +43,13 @@ from daemon.billing.factors import (
     factor_to_json,
 )
 from daemon.billing.pricing import BP_ONE
-from daemon.billing.rounding import round_fraction
+from daemon.billing.rounding import div_round
 from daemon.errors import InputError
 from daemon.money import Currency
 
 METHOD_ID = "stallbox-co2e"
 METHOD_VERSION = "1.0"
 GRAMS_PER_KG = 1000
-_ZERO = Fraction(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +61,7 @@ class SpendConversion:
     usd_per_unit: Fraction
 
 
-@dataclass(frozen=True, slots=True)
-class CarbonLine:
+class CarbonLine(NamedTuple):
     """The inputs of one line's estimate, all exact and storable."""
 
     sku: str
@@ -80,18 +88,72 @@ class LineEstimate:
     defaulted: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CarbonEstimate:
-    """A sale's estimate with the method, datasets and factor table behind it."""
+class _Coefficient(NamedTuple):
+    """One factor's kg CO2e per input unit and its half-width, over one denominator.
 
-    lines: tuple[LineEstimate, ...]
-    total_kg: Fraction
-    low_kg: Fraction
-    high_kg: Fraction
-    method_id: str
-    method_version: str
-    datasets: tuple[tuple[str, str], ...]
-    table_hash: str
+    The input unit is a gram of product (mass basis) or a minor unit of the
+    paid amount before VAT is taken out (spend basis; the line then divides by
+    BP_ONE + its VAT rate). ``problem`` is the refusal a spend factor of
+    another price year earns when used.
+    """
+
+    factor: EmissionFactor
+    mass_based: bool
+    dataset: tuple[str, str]
+    numerator: int
+    spread_numerator: int
+    denominator: int
+    problem: str
+
+
+# sku, factor id, goods, packaging, low, high (numerators over den), den, defaulted
+_Row = tuple[str, str, int, int, int, int, int, bool]
+
+
+class CarbonEstimate:
+    """A sale's estimate with the method, datasets and factor table behind it.
+
+    Each line's figures are integer numerators over that line's denominator;
+    the Fraction views (``lines``) and the stored and printed texts are built
+    once, when first asked for.
+    """
+
+    __slots__ = ("_rows", "total_kg", "low_kg", "high_kg", "method_id",
+                 "method_version", "datasets", "table_hash", "_lines", "_json",
+                 "_text")
+
+    def __init__(self, rows: tuple[_Row, ...], sums: tuple[Fraction, ...],
+                 datasets: tuple[tuple[str, str], ...], table_hash: str) -> None:
+        self._rows = rows
+        self.total_kg, self.low_kg, self.high_kg = sums
+        self.method_id = METHOD_ID
+        self.method_version = METHOD_VERSION
+        self.datasets = datasets
+        self.table_hash = table_hash
+        self._lines: tuple[LineEstimate, ...] | None = None
+        self._json: str | None = None
+        self._text: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def lines(self) -> tuple[LineEstimate, ...]:
+        """Return each line's estimate as Fractions (built on first use)."""
+        if self._lines is None:
+            self._lines = tuple(
+                LineEstimate(sku, fid, Fraction(g, d), Fraction(p, d),
+                             Fraction(lo, d), Fraction(hi, d), flag)
+                for sku, fid, g, p, lo, hi, d, flag in self._rows)
+        return self._lines
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CarbonEstimate):
+            return NotImplemented
+        return estimate_to_json(self) == estimate_to_json(other)
+
+    def __hash__(self) -> int:
+        return hash(estimate_to_json(self))
+
+    def __repr__(self) -> str:
+        return f"CarbonEstimate({estimate_to_json(self)})"
 
 
 def estimate(
@@ -108,124 +170,142 @@ def estimate(
             f"{currency.code}",
             field="carbon.conversion",
         )
-    per_line = tuple(_line(x, table, conversion, currency) for x in lines)
-    used_ids = {x.factor_id for x in lines} | {
-        x.packaging_factor_id for x in lines if x.packaging_factor_id
-    }
-    used = [table.get(i) for i in used_ids]
-    return CarbonEstimate(
-        per_line,
-        exact_sum([x.goods_kg for x in per_line] + [x.packaging_kg for x in per_line]),
-        exact_sum([x.low_kg for x in per_line]),
-        exact_sum([x.high_kg for x in per_line]),
-        METHOD_ID,
-        METHOD_VERSION,
-        tuple(sorted({(f.dataset, f.version) for f in used})),
-        table.version_hash,
-    )
+    scope = _scope(table, conversion, currency)
+    rows = []
+    datasets: set[tuple[str, str]] = set()
+    sums: dict[int, list[int]] = {}  # per denominator (a sale has few)
+    for line in lines:
+        row = _line_row(line, scope, datasets)
+        rows.append(row)
+        _, _, goods, pack, low, high, d, _ = row
+        found = sums.get(d)
+        if found is None:
+            sums[d] = [goods + pack, low, high]
+        else:
+            found[0] += goods + pack
+            found[1] += low
+            found[2] += high
+    common = lcm(*sums)
+    total = [0, 0, 0]
+    for d, values in sums.items():
+        scale = common // d
+        for i in range(3):
+            total[i] += values[i] * scale
+    return CarbonEstimate(tuple(rows), tuple(Fraction(n, common) for n in total),
+                          tuple(sorted(datasets)), table.version_hash)
 
 
 def exact_sum(values: Sequence[Fraction]) -> Fraction:
-    """Sum Fractions exactly, adding numerators per denominator first (faster)."""
-    by_denominator: dict[int, int] = {}
-    for value in values:
-        d = value.denominator
-        by_denominator[d] = by_denominator.get(d, 0) + value.numerator
-    common = 1
-    for d in by_denominator:
-        # lcm without the math module (banned here so no float can slip in):
-        # Fraction(common, d) is common/g over d/g, so its numerator x d is the lcm.
-        common = Fraction(common, d).numerator * d
-    return Fraction(sum(n * (common // d) for d, n in by_denominator.items()), common)
+    """Sum Fractions exactly over their least common denominator."""
+    common = lcm(*(v.denominator for v in values))
+    return Fraction(sum(v.numerator * (common // v.denominator) for v in values),
+                    common)
 
 
-def _line(
-    line: CarbonLine,
-    table: FactorTable,
-    conversion: SpendConversion,
-    currency: Currency,
-) -> LineEstimate:
-    """Return one line's estimate, or raise InputError naming the line.
+def _line_row(line: CarbonLine, scope: _Scope,
+              datasets: set[tuple[str, str]]) -> _Row:
+    """Return one line's goods, packaging, low and high over one denominator.
 
-    The arithmetic is on integer numerators and denominators, with one
-    Fraction (one gcd) per stored figure: the values are the same exact
-    fractions as value-by-value Fraction arithmetic, at a fraction of its cost.
+    Adds the datasets the line draws on; raises InputError naming the line
+    when its inputs cannot be estimated.
     """
-    if type(line.qty) is not int or line.qty < 1:
-        raise InputError(f"carbon line {line.sku!r} needs a quantity of at least 1")
-    factor = table.get(line.factor_id)
-    gn, gd = _goods_kg(line, factor, conversion, currency)
-    pn, pd, mun, mud = _packaging_kg(line, table)
-    un, ud = factor.uncertainty.numerator, factor.uncertainty.denominator
-    # Over the common denominator gd*pd*ud*mud: total and its half-width.
-    total_n = (gn * pd + pn * gd) * ud * mud
-    spread_n = gn * un * pd * mud + pn * mun * gd * ud
-    common = gd * pd * ud * mud
-    return LineEstimate(
-        line.sku,
-        factor.factor_id,
-        Fraction(gn, gd),
-        Fraction(pn, pd) if pn else _ZERO,
-        Fraction(total_n - spread_n, common),
-        Fraction(total_n + spread_n, common),
-        line.defaulted,
-    )
-
-
-def _packaging_kg(line: CarbonLine, table: FactorTable) -> tuple[int, int, int, int]:
-    """Return the packaging's kg CO2e and its relative uncertainty, as int pairs."""
-    if not line.packaging_factor_id:
-        return 0, 1, 0, 1
-    material = table.get(line.packaging_factor_id)
-    if material.basis != "mass":
-        raise InputError(f"packaging factor {material.factor_id!r} is not mass-based")
-    n, d = _mass_kg(material, line.packaging_mass_g, line.qty)
-    return n, d, material.uncertainty.numerator, material.uncertainty.denominator
-
-
-def _goods_kg(
-    line: CarbonLine,
-    factor: EmissionFactor,
-    conversion: SpendConversion,
-    currency: Currency,
-) -> tuple[int, int]:
-    """Return the goods' kg CO2e by the factor's basis, as (numerator, denominator)."""
-    if factor.basis == "mass":
-        if line.mass_g is None:
+    sku, qty, factor_id, mass_g, gross, rate_bp, material_id, material_g, flag = line
+    if type(qty) is not int or qty < 1:
+        raise InputError(f"carbon line {sku!r} needs a quantity of at least 1")
+    goods = scope.cache.get(factor_id) or _coefficient(scope, factor_id)
+    if goods.mass_based:
+        if mass_g is None:
             raise InputError(
-                f"{line.sku!r} has a mass-based factor but no net mass", field="mass"
+                f"{sku!r} has a mass-based factor but no net mass", field="mass"
             )
-        return _mass_kg(factor, line.mass_g, line.qty)
-    if factor.price_year != conversion.price_year:
-        raise InputError(
-            f"factor {factor.factor_id!r} is in {factor.price_year} USD, the "
-            f"conversion in {conversion.price_year} USD",
-            field="carbon.conversion",
-        )
-    if line.gross_minor < 0:
-        raise InputError(f"carbon line {line.sku!r} has a negative amount")
-    # factor x (gross without VAT, in whole currency units) x USD per unit
-    value, usd = factor.kg_co2e_per_unit, conversion.usd_per_unit
-    numerator = value.numerator * line.gross_minor * BP_ONE * usd.numerator
-    denominator = (value.denominator * (BP_ONE + line.rate_bp)
-                   * 10**currency.exponent * usd.denominator)
-    return numerator, denominator
+        units, d = _grams(mass_g) * qty, goods.denominator
+    else:
+        if goods.problem:
+            raise InputError(goods.problem, field="carbon.conversion")
+        if gross < 0:
+            raise InputError(f"carbon line {sku!r} has a negative amount")
+        if type(rate_bp) is not int or not 0 <= rate_bp <= BP_ONE:
+            raise InputError(f"carbon line {sku!r} has a VAT rate out of range")
+        units, d = gross, goods.denominator * (BP_ONE + rate_bp)
+    datasets.add(goods.dataset)
+    g, spread = goods.numerator * units, goods.spread_numerator * units
+    if not material_id:
+        return sku, factor_id, g, 0, g - spread, g + spread, d, flag
+    material = _coefficient(scope, material_id)
+    if not material.mass_based:
+        raise InputError(f"packaging factor {material_id!r} is not mass-based")
+    datasets.add(material.dataset)
+    grams = _grams(material_g) * qty
+    md = material.denominator
+    common = lcm(d, md)
+    g, spread = g * (common // d), spread * (common // d)
+    p = material.numerator * grams * (common // md)
+    spread += material.spread_numerator * grams * (common // md)
+    return sku, factor_id, g, p, g + p - spread, g + p + spread, common, flag
 
 
-def _mass_kg(factor: EmissionFactor, mass_g: int, qty: int) -> tuple[int, int]:
-    """Return factor x mass x qty in kg CO2e, as (numerator, denominator)."""
+def _grams(mass_g: object) -> int:
+    """Return a mass in whole grams >= 0, or raise InputError."""
     if type(mass_g) is not int or mass_g < 0:
         raise InputError(f"mass must be whole grams >= 0, not {mass_g!r}")
-    value = factor.kg_co2e_per_unit
-    return value.numerator * mass_g * qty, value.denominator * GRAMS_PER_KG
+    return mass_g
+
+
+class _Scope(NamedTuple):
+    """A factor table's coefficients for one spend conversion and currency."""
+
+    table: FactorTable
+    price_year: int
+    usd_per_unit: Fraction
+    exponent: int
+    cache: dict[str, _Coefficient]
+
+
+def _scope(table: FactorTable, conversion: SpendConversion,
+           currency: Currency) -> _Scope:
+    """Return the table's cache of coefficients for this conversion."""
+    key = ("carbon", conversion.price_year, conversion.usd_per_unit,
+           currency.exponent)
+    cache = table.derived.get(key)
+    if cache is None:
+        cache = table.derived.setdefault(key, {})
+    return _Scope(table, conversion.price_year, conversion.usd_per_unit,
+                  currency.exponent, cache)  # type: ignore[arg-type]
+
+
+def _coefficient(scope: _Scope, factor_id: str) -> _Coefficient:
+    """Return a factor's coefficient, working it out on first use."""
+    found = scope.cache.get(factor_id)
+    if found is not None:
+        return found
+    factor = scope.table.get(factor_id)
+    problem = ""
+    if factor.basis == "mass":
+        per_unit = factor.kg_co2e_per_unit / GRAMS_PER_KG
+    else:
+        # factor x gross minor units x BP_ONE / 10**exponent x USD per unit;
+        # the line then divides by BP_ONE + its VAT rate.
+        per_unit = (factor.kg_co2e_per_unit * scope.usd_per_unit * BP_ONE
+                    / 10**scope.exponent)
+        if factor.price_year != scope.price_year:
+            problem = (f"factor {factor.factor_id!r} is in {factor.price_year} USD, "
+                       f"the conversion in {scope.price_year} USD")
+    spread = per_unit * factor.uncertainty
+    d = lcm(per_unit.denominator, spread.denominator)
+    found = _Coefficient(factor, factor.basis == "mass",
+                         (factor.dataset, factor.version),
+                         per_unit.numerator * (d // per_unit.denominator),
+                         spread.numerator * (d // spread.denominator), d, problem)
+    scope.cache[factor_id] = found
+    return found
 
 
 def format_co2e(kg: Fraction, decimal_sep: str = ",") -> str:
     """Format kg CO2e as printed: '850 g' under 1 kg, else '2,4 kg' (half_up)."""
-    grams = round_fraction(kg * GRAMS_PER_KG, "half_up")
+    grams = div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
     if abs(grams) < GRAMS_PER_KG:
         return f"{grams} g"
-    tenths = round_fraction(kg * 10, "half_up")
+    tenths = div_round(kg.numerator * 10, kg.denominator, "half_up")
     whole, tenth = divmod(abs(tenths), 10)
     sign = "-" if tenths < 0 else ""
     return f"{sign}{whole}{decimal_sep}{tenth} kg"
@@ -233,19 +313,23 @@ def format_co2e(kg: Fraction, decimal_sep: str = ",") -> str:
 
 def receipt_lines(estimate_: CarbonEstimate, decimal_sep: str = ",") -> tuple[str, ...]:
     """Return the carbon block's text: total and range, method, data, no offsets."""
-
+    cached = estimate_._text.get(decimal_sep)
+    if cached is not None:
+        return cached
     total, low, high = (
         format_co2e(kg, decimal_sep)
         for kg in (estimate_.total_kg, estimate_.low_kg, estimate_.high_kg)
     )
     data = "; ".join(f"{name} {version}" for name, version in estimate_.datasets)
-    return (
+    text = (
         f"Est. footprint {total} CO2e",
         f"(range {low} to {high})",
         f"Method {estimate_.method_id} {estimate_.method_version}",
         f"Data: {data}" if data else "Data: none",
         "No offsets netted.",
     )
+    estimate_._text[decimal_sep] = text
+    return text
 
 
 def carbon_record(
@@ -268,9 +352,18 @@ def carbon_record(
             conversion.price_year,
             str(conversion.usd_per_unit),
         ],
-        "factors": [factor_to_json(table.get(i)) for i in ids],
+        "factors": [_factor_json(table, i) for i in ids],
         "lines": [_line_to_json(x) for x in lines],
     }
+
+
+def _factor_json(table: FactorTable, factor_id: str) -> dict[str, object]:
+    """Return a factor's JSON dict, a fresh copy of the one the table caches."""
+    key = ("json", factor_id)
+    cached = table.derived.get(key)
+    if cached is None:
+        cached = table.derived.setdefault(key, factor_to_json(table.get(factor_id)))
+    return dict(cached)  # type: ignore[call-overload]
 
 
 def estimate_from_record(record: dict[str, object]) -> CarbonEstimate:
@@ -291,19 +384,14 @@ def estimate_from_record(record: dict[str, object]) -> CarbonEstimate:
 
 
 def estimate_to_json(estimate_: CarbonEstimate) -> str:
-    """Return an estimate as canonical JSON text, Fractions exact."""
+    """Return an estimate as canonical JSON text, Fractions exact (built once)."""
+    if estimate_._json is not None:
+        return estimate_._json
     body = {
         "lines": [
-            [
-                x.sku,
-                x.factor_id,
-                str(x.goods_kg),
-                str(x.packaging_kg),
-                str(x.low_kg),
-                str(x.high_kg),
-                x.defaulted,
-            ]
-            for x in estimate_.lines
+            [sku, fid, _ratio(g, d), _ratio(p, d) if p else "0", _ratio(lo, d),
+             _ratio(hi, d), flag]
+            for sku, fid, g, p, lo, hi, d, flag in estimate_._rows
         ],
         "total_kg": str(estimate_.total_kg),
         "range_kg": [str(estimate_.low_kg), str(estimate_.high_kg)],
@@ -311,19 +399,30 @@ def estimate_to_json(estimate_: CarbonEstimate) -> str:
         "datasets": [list(d) for d in estimate_.datasets],
         "table_hash": estimate_.table_hash,
     }
-    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    estimate_._json = json.dumps(body, sort_keys=True, ensure_ascii=False,
+                                 separators=(",", ":"))
+    return estimate_._json
+
+
+def _ratio(numerator: int, denominator: int) -> str:
+    """Return numerator/denominator in lowest terms as str(Fraction) writes it."""
+    g = gcd(numerator, denominator)
+    if g == denominator:
+        return str(numerator // g)
+    return f"{numerator // g}/{denominator // g}"
 
 
 def _line_to_json(line: CarbonLine) -> dict[str, object]:
     """Return a carbon line's inputs as a JSON-able dict of its fields."""
+    sku, qty, factor_id, mass_g, gross, rate_bp, material_id, material_g, flag = line
     return {
-        "sku": line.sku,
-        "qty": line.qty,
-        "factor_id": line.factor_id,
-        "mass_g": line.mass_g,
-        "gross_minor": line.gross_minor,
-        "rate_bp": line.rate_bp,
-        "packaging_factor_id": line.packaging_factor_id,
-        "packaging_mass_g": line.packaging_mass_g,
-        "defaulted": line.defaulted,
+        "sku": sku,
+        "qty": qty,
+        "factor_id": factor_id,
+        "mass_g": mass_g,
+        "gross_minor": gross,
+        "rate_bp": rate_bp,
+        "packaging_factor_id": material_id,
+        "packaging_mass_g": material_g,
+        "defaulted": flag,
     }

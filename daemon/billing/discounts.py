@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from daemon.billing.pricing import (
     BP_ONE,
@@ -50,8 +50,7 @@ class Discount:
     label: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class DiscountedLine:
+class DiscountedLine(NamedTuple):
     """A priced line with what was taken off it; paid_minor is what it costs."""
 
     line: PricedLine
@@ -105,20 +104,8 @@ def apply_discounts(
     sale_discount: Discount | None = None,
 ) -> DiscountedSale:
     """Apply line and sale discounts and recompute tax per rate."""
-    after_line = _line_discounts(totals.lines, line_discounts or {})
-    amounts = [
-        line.amount_minor - off
-        for line, off in zip(totals.lines, after_line, strict=True)
-    ]
-    base = [max(a, 0) for a in amounts]
-    sale_off = discount_amount(sale_discount, sum(base)) if sale_discount else 0
-    by_code, shares = _allocate_sale_discount(totals.lines, base, sale_off)
-
-    lines = tuple(
-        DiscountedLine(line, off, share, amount - share)
-        for line, off, share, amount in zip(
-            totals.lines, after_line, shares, amounts, strict=True
-        )
+    lines, sale_off, by_code = discount_lines(
+        totals.lines, line_discounts or {}, sale_discount
     )
     taxes = tax_totals(
         ((rates[d.line.tax_class], d.paid_minor) for d in lines), currency
@@ -127,14 +114,41 @@ def apply_discounts(
     return DiscountedSale(lines, taxes, sale_off, by_code, total)
 
 
+def discount_lines(
+    priced: tuple[PricedLine, ...],
+    line_discounts: Mapping[int, Discount],
+    sale_discount: Discount | None,
+) -> tuple[tuple[DiscountedLine, ...], int, tuple[tuple[str, int], ...]]:
+    """Return the discounted lines, the sale discount and its split by tax code."""
+    after_line = _line_discounts(priced, line_discounts)
+    amounts = [
+        line.amount_minor - off for line, off in zip(priced, after_line, strict=True)
+    ]
+    base = [a if a > 0 else 0 for a in amounts]
+    sale_off = discount_amount(sale_discount, sum(base)) if sale_discount else 0
+    if sale_off:
+        by_code, shares = _allocate_sale_discount(priced, base, sale_off)
+    else:
+        by_code, shares = (), [0] * len(priced)
+    lines = tuple(
+        DiscountedLine(line, off, share, amount - share)
+        for line, off, share, amount in zip(
+            priced, after_line, shares, amounts, strict=True
+        )
+    )
+    return lines, sale_off, by_code
+
+
 def _line_discounts(
     lines: tuple[PricedLine, ...], discounts: Mapping[int, Discount]
 ) -> list[int]:
     """Return the amount each line discount takes off, by line position."""
+    offs = [0] * len(lines)
+    if not discounts:
+        return offs
     unknown = [i for i in discounts if not 0 <= i < len(lines)]
     if unknown:
         raise InputError(f"no line {unknown[0]} to discount", field="discount")
-    offs = [0] * len(lines)
     for i, discount in discounts.items():
         if lines[i].amount_minor < 0:
             raise InputError(
@@ -149,17 +163,21 @@ def _allocate_sale_discount(
     lines: tuple[PricedLine, ...], base: list[int], sale_off: int
 ) -> tuple[tuple[tuple[str, int], ...], list[int]]:
     """Split the sale discount to rates, then within each rate to its lines."""
-    codes = sorted({line.tax_code for line in lines})
-    code_base = [
-        sum(b for line, b in zip(lines, base, strict=True) if line.tax_code == code)
-        for code in codes
-    ]
-    code_share = allocate(sale_off, code_base) if sale_off else [0] * len(codes)
+    members: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        found = members.get(line.tax_code)
+        if found is None:
+            members[line.tax_code] = [i]
+        else:
+            found.append(i)
+    codes = sorted(members)
+    code_base = [sum(base[i] for i in members[code]) for code in codes]
+    code_share = allocate(sale_off, code_base)
     shares = [0] * len(lines)
     for code, off in zip(codes, code_share, strict=True):
-        members = [i for i, line in enumerate(lines) if line.tax_code == code]
+        indices = members[code]
         for i, share in zip(
-            members, allocate(off, [base[i] for i in members]), strict=True
+            indices, allocate(off, [base[i] for i in indices]), strict=True
         ):
             shares[i] = share
     by_code = tuple((c, s) for c, s in zip(codes, code_share, strict=True) if s)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -67,6 +67,11 @@ class FactorTable:
 
     factors: dict[str, EmissionFactor]
     version_hash: str
+    # Figures worked out from the factors once per table (carbon coefficients,
+    # factor JSON), so a new catalog or config version starts a fresh cache.
+    derived: dict[object, object] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def get(self, factor_id: str) -> EmissionFactor:
         """Return a factor, or raise InputError naming the unknown id."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from daemon.billing.pricing import MAX_QTY, LineInput
 from daemon.errors import InputError
@@ -44,8 +45,7 @@ class PackagingType:
                 )
 
 
-@dataclass(frozen=True, slots=True)
-class PackagedQty:
+class PackagedQty(NamedTuple):
     """How many sold units came in a packaging type, or in the customer's own."""
 
     packaging: str

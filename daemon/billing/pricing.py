@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from daemon.billing.rounding import div_round
 from daemon.errors import InputError
@@ -47,8 +47,7 @@ class TaxRate:
     label: str
 
 
-@dataclass(frozen=True, slots=True)
-class LineInput:
+class LineInput(NamedTuple):
     """One line as entered: unit price in the stall's pricing mode."""
 
     sku: str
@@ -58,8 +57,7 @@ class LineInput:
     tax_class: str
 
 
-@dataclass(frozen=True, slots=True)
-class PricedLine:
+class PricedLine(NamedTuple):
     """One priced line; unit_minor and amount_minor are gross (what is paid)."""
 
     sku: str
@@ -71,8 +69,7 @@ class PricedLine:
     tax_class: str
 
 
-@dataclass(frozen=True, slots=True)
-class TaxTotal:
+class TaxTotal(NamedTuple):
     """Net, tax and gross for one rate over the receipt's total at that rate."""
 
     code: str
@@ -100,15 +97,29 @@ def price_sale(
     currency: Currency,
 ) -> SaleTotals:
     """Price the lines and compute tax per rate on the receipt total."""
-    if pricing not in ("gross", "net"):
-        raise InputError(f"pricing must be 'gross' or 'net', not {pricing!r}")
-    if len(lines) > MAX_LINES:
-        raise InputError(f"a sale has at most {MAX_LINES} lines, not {len(lines)}")
-    priced = tuple(_price_line(line, pricing, rates) for line in lines)
+    priced = price_lines(lines, pricing=pricing, rates=rates)
     taxes = tax_totals(
         ((rates[line.tax_class], line.amount_minor) for line in priced), currency
     )
     return SaleTotals(priced, taxes, sum(t.gross_minor for t in taxes))
+
+
+def price_lines(
+    lines: Sequence[LineInput], *, pricing: Pricing, rates: Mapping[str, TaxRate]
+) -> tuple[PricedLine, ...]:
+    """Validate the lines and price each gross, without the tax table."""
+    if pricing not in ("gross", "net"):
+        raise InputError(f"pricing must be 'gross' or 'net', not {pricing!r}")
+    if len(lines) > MAX_LINES:
+        raise InputError(f"a sale has at most {MAX_LINES} lines, not {len(lines)}")
+    checked: dict[str, TaxRate] = {}  # each tax class's rate is checked once
+    priced = []
+    for line in lines:
+        rate = checked.get(line.tax_class)
+        if rate is None:
+            rate = checked[line.tax_class] = rate_for(line.tax_class, rates)
+        priced.append(_price_line(line, pricing, rate))
+    return tuple(priced)
 
 
 def tax_totals(
@@ -118,13 +129,18 @@ def tax_totals(
     gross_by_code: dict[str, int] = {}
     rate_by_code: dict[str, TaxRate] = {}
     for rate, gross_minor in amounts:
-        seen = rate_by_code.setdefault(rate.code, rate)
-        if seen.rate_bp != rate.rate_bp:
+        code = rate.code
+        seen = rate_by_code.get(code)
+        if seen is None:
+            rate_by_code[code] = rate
+            gross_by_code[code] = gross_minor
+            continue
+        if seen is not rate and seen.rate_bp != rate.rate_bp:
             raise InputError(
-                f"tax code {rate.code!r} is used for {seen.rate_bp} and "
+                f"tax code {code!r} is used for {seen.rate_bp} and "
                 f"{rate.rate_bp} basis points; give each rate its own code"
             )
-        gross_by_code[rate.code] = gross_by_code.get(rate.code, 0) + gross_minor
+        gross_by_code[code] += gross_minor
     _check_amount(sum(gross_by_code.values()), "sale total", currency)
     return tuple(
         split_gross(rate_by_code[code], gross_by_code[code])
@@ -145,30 +161,27 @@ def gross_unit(unit_net_minor: int, rate: TaxRate) -> int:
     return div_round(unit_net_minor * (BP_ONE + rate.rate_bp), BP_ONE, "half_up")
 
 
-def _price_line(
-    line: LineInput, pricing: Pricing, rates: Mapping[str, TaxRate]
-) -> PricedLine:
+def _price_line(line: LineInput, pricing: Pricing, rate: TaxRate) -> PricedLine:
     """Validate one line and return it priced gross."""
-    rate = rate_for(line.tax_class, rates)
-    if type(line.qty) is not int or not 0 < abs(line.qty) <= MAX_QTY:
+    qty, unit = line.qty, line.unit_minor
+    if type(qty) is not int or not 0 < abs(qty) <= MAX_QTY:
         raise InputError(
             f"quantity of {line.sku!r} must be a whole number from 1 to "
-            f"{MAX_QTY} (negative for a return), not {line.qty!r}",
+            f"{MAX_QTY} (negative for a return), not {qty!r}",
             field="qty",
         )
-    if type(line.unit_minor) is not int or abs(line.unit_minor) > MAX_AMOUNT_MINOR:
+    if type(unit) is not int or abs(unit) > MAX_AMOUNT_MINOR:
         raise InputError(
             f"unit price of {line.sku!r} must be whole minor units within "
-            f"±{MAX_AMOUNT_MINOR}, not {line.unit_minor!r}",
+            f"±{MAX_AMOUNT_MINOR}, not {unit!r}",
             field="unit_minor",
         )
-    unit = line.unit_minor if pricing == "gross" else gross_unit(line.unit_minor, rate)
-    amount = line.qty * unit
+    if pricing != "gross":
+        unit = gross_unit(unit, rate)
+    amount = qty * unit
     if abs(amount) > MAX_AMOUNT_MINOR:
-        raise InputError(f"line {line.sku!r} is too large: {line.qty} x {unit}")
-    return PricedLine(
-        line.sku, line.name, line.qty, unit, amount, rate.code, line.tax_class
-    )
+        raise InputError(f"line {line.sku!r} is too large: {qty} x {unit}")
+    return PricedLine(line.sku, line.name, qty, unit, amount, rate.code, line.tax_class)
 
 
 def rate_for(tax_class: str, rates: Mapping[str, TaxRate]) -> TaxRate:

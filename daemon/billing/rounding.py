@@ -73,7 +73,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     units left over go one each to the largest remainders, ties to the earlier
     weight. The shares always sum to total exactly. Weights must be >= 0.
     """
-    if any(w < 0 for w in weights):
+    if weights and min(weights) < 0:
         raise ValueError("allocation weights must be non-negative")
     whole = sum(weights)
     if whole == 0:
@@ -81,10 +81,17 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
             raise ValueError(f"cannot allocate {total} over zero weights")
         return [0] * len(weights)
     sign = -1 if total < 0 else 1
-    parts = [divmod(abs(total) * w, whole) for w in weights]
-    shares = [q for q, _ in parts]
-    left = abs(total) - sum(shares)
-    by_remainder = sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))
-    for i in by_remainder[:left]:
-        shares[i] += 1
-    return [sign * s for s in shares]
+    magnitude = abs(total)
+    shares = []
+    remainders = []
+    for weight in weights:
+        share, remainder = divmod(magnitude * weight, whole)
+        shares.append(share)
+        remainders.append(remainder)
+    left = magnitude - sum(shares)
+    if left:
+        # A stable sort keeps equal remainders in order, even reversed.
+        ranked = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
+        for i in ranked[:left]:
+            shares[i] += 1
+    return shares if sign == 1 else [-s for s in shares]

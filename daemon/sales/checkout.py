@@ -37,13 +37,14 @@ from daemon.billing.discounts import (
     Discount,
     DiscountedLine,
     DiscountedSale,
-    apply_discounts,
+    discount_lines,
 )
 from daemon.billing.packaging import PackagedQty, PackagingType, packaging_lines
 from daemon.billing.pricing import (
     LineInput,
     PricedLine,
     SaleTotals,
+    price_lines,
     price_sale,
     tax_totals,
 )
@@ -54,6 +55,7 @@ from daemon.money import MAX_AMOUNT_MINOR
 from daemon.sales.settings import BillingSettings, CarbonSettings
 
 _LOG = logging.getLogger(__name__)
+MAX_CACHED_CHOICES = 10_000  # distinct (reference, category, has mass) keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +115,11 @@ def price_order(order: Order, products: Mapping[str, Product], stall: StallConfi
     goods = [_goods_input(i, sku, qty, products) for i, (sku, qty)
              in enumerate(order.lines)]
     extra, kinds, packs = _extra_lines(order, products, billing.packaging)
-    sale = apply_discounts(_price(goods, stall), rates=stall.tax_rates,
-                           currency=stall.currency,
-                           line_discounts=dict(order.line_discounts),
-                           sale_discount=order.sale_discount)
-    sale = append_undiscounted(sale, _price(extra, stall).lines, stall)
+    priced_goods = _price_lines(goods, stall)
+    discounted, sale_off, by_code = discount_lines(
+        priced_goods, dict(order.line_discounts), order.sale_discount)
+    sale = _with_taxes((*discounted, *_undiscounted(_price_lines(extra, stall))),
+                       sale_off, by_code, stall)
     carbon = record = None
     flags: list[tuple[str, str]] = []
     if billing.carbon is not None:
@@ -159,18 +161,43 @@ def _price(lines: Sequence[LineInput], stall: StallConfig) -> SaleTotals:
                       rates=stall.tax_rates, currency=stall.currency)
 
 
+def _price_lines(lines: Sequence[LineInput], stall: StallConfig
+                 ) -> tuple[PricedLine, ...]:
+    """Price lines in the stall's pricing mode; tax comes once, for the sale."""
+    priced = price_lines(lines, pricing=stall.pricing,  # type: ignore[arg-type]
+                         rates=stall.tax_rates)
+    if abs(sum(line.amount_minor for line in priced)) > MAX_AMOUNT_MINOR:
+        tax_totals(((stall.tax_rates[x.tax_class], x.amount_minor) for x in priced),
+                   stall.currency)  # raises, naming the total out of range
+    return priced
+
+
+def _undiscounted(lines: Sequence[PricedLine]) -> tuple[DiscountedLine, ...]:
+    """Return lines no discount touches (fees, deposits, credits, contribution)."""
+    return tuple(DiscountedLine(x, 0, 0, x.amount_minor) for x in lines)
+
+
+def _with_taxes(lines: tuple[DiscountedLine, ...], sale_off: int,
+                by_code: tuple[tuple[str, int], ...], stall: StallConfig
+                ) -> DiscountedSale:
+    """Return the sale with tax per rate over what each line costs."""
+    by_class: dict[str, int] = {}  # few classes: sum per class, then per rate
+    for d in lines:
+        tax_class = d.line.tax_class
+        by_class[tax_class] = by_class.get(tax_class, 0) + d.paid_minor
+    rates = stall.tax_rates
+    taxes = tax_totals(((rates[c], g) for c, g in by_class.items()), stall.currency)
+    return DiscountedSale(lines, taxes, sale_off, by_code,
+                          sum(t.gross_minor for t in taxes))
+
+
 def append_undiscounted(sale: DiscountedSale, lines: Sequence[PricedLine],
                         stall: StallConfig) -> DiscountedSale:
     """Append lines no discount touches (fees, deposits, credits, contribution)."""
     if not lines:
         return sale
-    all_lines = (*sale.lines, *(DiscountedLine(x, 0, 0, x.amount_minor)
-                                for x in lines))
-    taxes = tax_totals(((stall.tax_rates[d.line.tax_class], d.paid_minor)
-                        for d in all_lines), stall.currency)
-    total = sum(t.gross_minor for t in taxes)
-    return DiscountedSale(all_lines, taxes, sale.sale_discount_minor,
-                          sale.sale_discount_by_code, total)
+    return _with_taxes((*sale.lines, *_undiscounted(lines)),
+                       sale.sale_discount_minor, sale.sale_discount_by_code, stall)
 
 
 def _goods_input(index: int, sku: str, qty: int,
@@ -226,6 +253,28 @@ def _deposit_return(index: int, key: str, qty: int,
 
 def choose_factor(product: Product, carbon: CarbonSettings) -> FactorChoice:
     """Return the factor of a product: catalog reference, category, or default."""
+    return _choice(product, carbon)[0]
+
+
+def _choice(product: Product, carbon: CarbonSettings) -> tuple[FactorChoice, str]:
+    """Return a product's factor choice and the factor's basis, cached per key.
+
+    The choice depends only on the catalog reference, the category and whether
+    a net mass is known, so it is worked out once per settings object (a new
+    config or factor table brings a new, empty cache).
+    """
+    key = (product.carbon_factor, product.category, bool(product.weight_g))
+    found = carbon.choices.get(key)
+    if found is None:
+        choice = _choose(product, carbon)
+        found = (choice, carbon.table.factors[choice.factor_id].basis)
+        if len(carbon.choices) < MAX_CACHED_CHOICES:
+            carbon.choices[key] = found
+    return found
+
+
+def _choose(product: Product, carbon: CarbonSettings) -> FactorChoice:
+    """Work out a product's factor: catalog reference, category, or default."""
     factor_id = carbon.resolve(product.carbon_factor) if product.carbon_factor \
         else None
     how = "catalog"
@@ -247,34 +296,27 @@ def carbon_lines(order: Order, products: Mapping[str, Product],
     assert billing.carbon is not None
     carbon = billing.carbon
     rates = {t.code: t.rate_bp for t in sale.taxes}
+    packaging = billing.packaging
     out = []
     for index, (sku, qty) in enumerate(order.lines):
         product = products[sku]
         if product.gift_card:
             continue
-        choice = choose_factor(product, carbon)
+        choice, basis = _choice(product, carbon)
         if choice.flag:
             flags.append((sku, choice.flag))
-        basis = carbon.table.factors[choice.factor_id].basis
         line = sale.lines[index]
-        material, mass = _packaging_material(product, index, order, billing)
+        kind = packaging.get(product.packaging) if product.packaging else None
+        if kind is None or not kind.material or index in order.own_container:
+            material, mass = "", 0
+        else:
+            material, mass = kind.material, kind.mass_g
         out.append(CarbonLine(
             sku, qty, choice.factor_id,
-            mass_g=(product.weight_g or 0) if basis == "mass" else None,
-            gross_minor=max(line.paid_minor, 0),
-            rate_bp=rates[line.line.tax_code],
-            packaging_factor_id=material, packaging_mass_g=mass,
-            defaulted=bool(choice.flag)))
+            (product.weight_g or 0) if basis == "mass" else None,
+            line.paid_minor if line.paid_minor > 0 else 0,
+            rates[line.line.tax_code], material, mass, bool(choice.flag)))
     return out
-
-
-def _packaging_material(product: Product, index: int, order: Order,
-                        billing: BillingSettings) -> tuple[str, int]:
-    """Return the packaging's material factor and mass per unit, if it was taken."""
-    kind = billing.packaging.get(product.packaging)
-    if kind is None or not kind.material or index in order.own_container:
-        return "", 0
-    return kind.material, kind.mass_g
 
 
 def _with_contribution(order: Order, sale: DiscountedSale,

@@ -66,6 +66,10 @@ class CarbonSettings:
     conversion: SpendConversion
     methodology_url: str
     category_keys: Mapping[str, str] = field(default_factory=dict)
+    # Factor choice per (catalog reference, category, has mass): see
+    # daemon.sales.checkout._choice. Filled as products sell.
+    choices: dict[tuple[str, str, bool], Any] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def resolve(self, ref: str) -> str | None:
         """Return the factor id a reference names (id or category key), or None."""
