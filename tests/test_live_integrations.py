@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import stat
+import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from daemon.errors import NotFoundError
 from daemon.live import keyring
 from daemon.live.service import live_for
+from daemon.live.signature import HEADER, sign
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.keys import STALLBOX
-from scripts.daemonproc import run_cli, write_config
-from tests.livehelpers import deliver, head_seq, integration
+from scripts.daemonproc import DaemonProcess, run_cli, write_config
+from tests.livehelpers import EVENTS, deliver, head_seq, integration
 
 
 def started() -> dict[str, str]:
@@ -94,3 +98,33 @@ def test_cli_rotates_and_removes_without_a_daemon(tmp_path: Path) -> None:
     missing = run_cli("integration", "remove", "obs", "--state", state)
     assert missing.returncode != 0 and "no integration" in missing.stderr
     assert secret not in missing.stderr + removed.stdout
+
+
+@pytest.mark.slow
+def test_cli_rotates_and_removes_through_the_running_daemon(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "stallbox.toml", tmp_path / "state")
+    daemon = DaemonProcess(config)
+    state = str(tmp_path / "state")
+    try:
+        added = run_cli("integration", "add", "obs", "--state", state)
+        assert added.returncode == 0, added.stderr
+        old = added.stdout.strip().splitlines()[-1]
+        rotated = run_cli("integration", "rotate", "obs", "--state", state)
+        assert rotated.returncode == 0, rotated.stderr
+        new = rotated.stdout.strip().splitlines()[-1]
+        assert asyncio.run(_post(daemon.url, old)) == 401  # refused at once
+        assert asyncio.run(_post(daemon.url, new)) == 202
+        removed = run_cli("integration", "remove", "obs", "--state", state)
+        assert removed.returncode == 0, removed.stderr
+        assert asyncio.run(_post(daemon.url, new)) == 401
+    finally:
+        assert daemon.terminate() == 0
+
+
+async def _post(url: str, secret: str) -> int:
+    raw = json.dumps(started()).encode()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + EVENTS.lstrip("/"), data=raw, headers={
+                HEADER: sign(secret, int(time.time()), raw),
+                "Content-Type": "application/json"}) as resp:
+            return resp.status
