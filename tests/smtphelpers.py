@@ -1,6 +1,7 @@
 """A minimal SMTP server on loopback for tests (RFC 5321 subset, no TLS).
 
-It takes EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP and QUIT, keeps every
+It takes EHLO/HELO, AUTH PLAIN (any credentials, kept), MAIL, RCPT, DATA,
+RSET, NOOP and QUIT, keeps every
 accepted message's raw bytes, and can be told to answer a number of
 transactions with a temporary (451) or permanent (550) refusal, or to drop
 the connection before the greeting.
@@ -38,6 +39,7 @@ class SmtpServer:
     refuse_recipients: bool = False
     drop_connections: int = 0
     transcript: list[bytes] = field(default_factory=list)
+    logins: list[bytes] = field(default_factory=list)  # AUTH PLAIN responses
     port: int = 0
     _server: Any = None
 
@@ -74,8 +76,14 @@ class SmtpServer:
         while line := await reader.readline():
             self.transcript.append(line)
             verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
+            if verb == b"EHLO":
+                await say("250-test")
+                await say("250 AUTH PLAIN")
+            elif verb == b"HELO":
                 await say("250 test")
+            elif verb == b"AUTH":
+                self.logins.append(line.split()[-1])
+                await say("235 ok")
             elif verb == b"MAIL":
                 sender, recipients = line[10:].strip().decode(), []
                 await say("250 ok")
