@@ -123,7 +123,7 @@ async def _start_discovery(config: Config, port: int) -> Announcer | None:
     advert = Advert(name=settings.name or config.stall.name, port=port,
                     stall_id=config.stall.stall_id, version=__version__,
                     host=socket.gethostname().split(".")[0] or "stallbox",
-                    suffix=device_suffix(identity.public_bytes()))
+                    suffix=device_suffix(identity.public_bytes))
     announcer = Announcer(advert, settings.interfaces)
     announcer.start()
     return announcer

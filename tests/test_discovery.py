@@ -173,3 +173,25 @@ def test_example_config_turns_discovery_on() -> None:
 
     example = load_config(REPO / "daemon" / "stallbox.example.toml")
     assert example.discovery.enabled
+
+
+async def test_daemon_starts_its_announcer_on_a_lan_host(tmp_path: Path) -> None:
+    """The installed default (a LAN host, discovery on) starts the announcer.
+
+    Booting the unit under systemd-nspawn found the server calling the device
+    key's public bytes (a property) and exiting at once. The interface named
+    here does not exist, so nothing is announced anywhere.
+    """
+    from daemon.keys.device import DeviceIdentity
+    from daemon.server import _start_discovery
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, http={"host": "0.0.0.0"},
+                         discovery={"enabled": True, "interfaces": ["stallbox-none0"]})
+    announcer = await _start_discovery(config, 8080)
+    assert announcer is not None
+    try:
+        key = DeviceIdentity.load_or_create(tmp_path).public_bytes
+        assert announcer.advert.suffix == discovery.device_suffix(key)
+    finally:
+        await announcer.stop()
