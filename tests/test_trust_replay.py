@@ -165,3 +165,39 @@ async def test_an_edited_row_of_each_covered_table_is_named(
     conn.close()
     result = _verify(dst, rich_state)
     assert result.bad_seq == seq and table.split("_")[0] in result.reason, result
+
+
+async def test_display_stats_sync_cursor_and_live_integrations_are_replayed(
+        aiohttp_client: Any, state_dir: Path, tmp_path: Path) -> None:
+    from daemon.display.store import record_measurements
+    from daemon.live.service import _journal_integration
+    from sync import cursor
+
+    client = await aiohttp_client(create_app(make_config(state_dir)))
+    box = client.app[STALLBOX]
+    rows = [{"slot": "a", "hour": "2026-12-04T10", "cohort": "x", "impressions": 3,
+             "shown_s": 9, "conversions": 1}]
+
+    def write(tx: Any) -> None:
+        record_measurements(tx, rows)
+        record_measurements(tx, rows)
+        cursor.ensure_table(tx)
+        cursor.persist(tx, 1)
+        cursor.persist(tx, 3)
+        _journal_integration(tx, "shop")
+
+    await box.journal.transact(write)
+    await client.close()
+    src = state_dir / JOURNAL_FILE
+    assert _verify(src, state_dir).ok
+    edits = [("display_stats", "UPDATE display_stats SET impressions = 5"),
+             ("sync_cursor", "UPDATE sync_cursor SET acked_seq = 2"),
+             ("live_integrations", "UPDATE live_integrations SET name = 'other'")]
+    for table, sql in edits:
+        dst = _copy(src, tmp_path / f"{table}.sqlite3")
+        conn = sqlite3.connect(dst)
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+        result = _verify(dst, state_dir)
+        assert not result.ok and table.split("_")[0] in result.reason, result

@@ -399,8 +399,11 @@ class ClosuresReplay(_MergeJoin):
 
 def replay_observers() -> list[ObserverFactory]:
     """Return the observers that check every replayed read model."""
+    from daemon.sales.giftcards import GiftCardsReplay  # balances (#4)
     from daemon.trust import replay_tables as t
 
-    return [SalesReplay, EpochsReplay, ClosuresReplay, t.PrintJobsReplay,
+    return [GiftCardsReplay, SalesReplay, EpochsReplay, ClosuresReplay,
+            t.PrintJobsReplay,
             t.ProductsReplay, t.TabletsReplay, t.PairingCodesReplay, t.ShiftsReplay,
-            t.RefundsReplay, t.EmailReceiptsReplay]
+            t.RefundsReplay, t.EmailReceiptsReplay, t.DisplayReplay,
+            t.SyncCursorReplay, t.LiveIntegrationsReplay]

@@ -11,7 +11,8 @@ has a row per sale: there the rows are compared as a keyed multiset digest
 rows are read again one by one only when the digests differ.
 
 Covered: products, product_billing, tablets, pairing_codes, shifts, refunds,
-refund_lines, print_jobs, print_job_refunds, email_receipts, shredded_days.
+refund_lines, print_jobs, print_job_refunds, email_receipts, shredded_days,
+display_creatives, display_stats, sync_cursor, live_integrations.
 The list of the rest, and why, is in docs/trust.md ("What the replay covers").
 """
 
@@ -394,3 +395,77 @@ class EmailReceiptsReplay(_Keyed):
 class _ShreddedDays(_Keyed):
     table = "shredded_days"
     sql = "SELECT day, seq FROM shredded_days"
+
+
+class DisplayReplay(_Keyed):
+    """display_creatives (saved, retired) and display_stats (sums of measures)."""
+
+    kinds = frozenset({"display.creative_saved", "display.creative_retired",
+                       "display.measured"})
+    table = "display_creatives"
+    sql = "SELECT id, body, active, seq FROM display_creatives"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self.stats = _DisplayStats(conn)
+
+    def apply(self, seq: int, ts: str, kind: str, data: Any) -> Fault | None:
+        if kind == "display.creative_saved":
+            self.rows[data["id"]] = ((data["id"], canonical_bytes(data), 1, seq), seq)
+        elif kind == "display.creative_retired":
+            known = self.rows.get(data["id"])
+            if known is None:
+                return seq, "display.creative_retired names an unknown creative"
+            self.rows[data["id"]] = ((*known[0][:2], 0, seq), seq)
+        else:
+            for r in data["rows"]:
+                key = (r["slot"], r["hour"], r["cohort"])
+                old = self.stats.rows.get(key, ((*key, 0, 0, 0), seq))[0]
+                self.stats.rows[key] = ((*key, old[3] + r["impressions"],
+                                         old[4] + r["shown_s"],
+                                         old[5] + r["conversions"]), seq)
+        return None
+
+    def same(self, stored: Row, wanted: Row) -> bool:
+        return (stored[0], _as_bytes(stored[1]), *stored[2:]) == wanted
+
+    def finish(self) -> Fault | None:
+        return super().finish() or self.stats.finish()
+
+
+class _DisplayStats(_Keyed):
+    table = "display_stats"
+    sql = ("SELECT slot, hour, cohort, impressions, shown_s, conversions"
+           " FROM display_stats")
+
+    def key(self, row: Row) -> Any:
+        return row[:3]
+
+
+class SyncCursorReplay(_Keyed):
+    """sync_cursor: the last sync.acked event (one row, id 1)."""
+
+    kinds = frozenset({"sync.acked"})
+    table = "sync_cursor"
+    sql = "SELECT id, acked_seq, event_seq FROM sync_cursor"
+
+    def apply(self, seq: int, ts: str, kind: str, data: Any) -> Fault | None:
+        self.rows[1] = ((1, data["acked_seq"], seq), seq)
+        return None
+
+    def finish(self) -> Fault | None:
+        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                   " AND name = 'sync_cursor'").fetchone()
+        return super().finish() if exists or self.rows else None
+
+
+class LiveIntegrationsReplay(_Keyed):
+    """live_integrations: one row per live.integration_added."""
+
+    kinds = frozenset({"live.integration_added"})
+    table = "live_integrations"
+    sql = "SELECT name, seq FROM live_integrations"
+
+    def apply(self, seq: int, ts: str, kind: str, data: Any) -> Fault | None:
+        self.rows[data["name"]] = ((data["name"], seq), seq)
+        return None
