@@ -8,6 +8,7 @@ posts them.
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -252,20 +253,42 @@ async def test_split_voucher_and_cash_rounds_only_the_cash(till: TestClient) -> 
     assert 'id="change-rounding">+0,02 CHF' in text and "Due in cash" in text
 
 
+async def gift_card(client: TestClient) -> str:
+    """Sell a 10,00 gift card through the API; return its code."""
+    token = client.token  # type: ignore[attr-defined]
+    resp = await client.post("/api/v1/sales", headers=auth(token), json={
+        "client_ref": uuid.uuid4().hex, "lines": [{"sku": "GUT", "qty": 1}],
+        "payment": {"method": "cash", "tendered_minor": 1000}})
+    assert resp.status == 201, await resp.text()
+    code: str = (await resp.json())["gift_cards"][0]["code"]
+    return code
+
+
 async def test_gift_card_with_the_rest_exact_in_cash(till: TestClient) -> None:
+    code = await gift_card(till)
     await add(till, "TORTE")  # 14,63 -> 4,63 in cash, rounded 4,65
-    path, text = await checkout(till, method="gift_card", ref="GC-1", amount="10",
+    path, text = await checkout(till, method="gift_card", ref=code, amount="10",
                                 rest="exact")
     sold = await sale(till, path.rsplit("/", 1)[1])
     assert [p["amount_minor"] for p in sold["payments"]] == [1000, 465]
     assert 'id="change">0,00 CHF' in text and "Gift card" in text
 
 
+async def test_gift_card_short_of_money_keeps_the_cart(till: TestClient) -> None:
+    code = await gift_card(till)
+    await add(till, "TORTE")
+    _, text = await checkout(till, 409, method="gift_card", ref=code, amount="12",
+                             tendered="5")
+    assert "10,00 CHF left" in text and total(text) == "14,63 CHF"
+
+
 @pytest.mark.parametrize(("fields", "words"), [
     ({"method": "voucher", "ref": ""}, "type the voucher number"),
     ({"method": "voucher", "ref": "V" * 65}, "at most 64"),
     ({"method": "voucher", "ref": "V\u0000X"}, "printable"),
-    ({"method": "gift_card", "ref": "G", "amount": "50"}, "exceeds"),
+    ({"method": "voucher", "ref": "G", "amount": "50"}, "exceeds"),
+    ({"method": "gift_card", "ref": "G", "amount": "5", "tendered": "9"},
+     "16 letters"),
     ({"method": "voucher", "ref": "V", "amount": "-3"}, "more than zero"),
     ({"method": "voucher", "ref": "V", "amount": "zehn"}, "not a decimal"),
     ({"method": "voucher", "ref": "V", "amount": "5"}, "cash given for the rest"),

@@ -75,8 +75,10 @@ async def test_refund_per_quantity_never_passes_the_line(
 
 
 async def test_a_9_99_line_refunds_exactly_9_99(chf: tuple[TestClient, str]) -> None:
+    card = await post(chf, "/api/v1/sales", body([("GUT", 1)], cash(1000)), 201)
     split = {"method": "split", "tenders": [
-        {"method": "gift_card", "amount_minor": 500, "ref": "GC-77"},
+        {"method": "gift_card", "amount_minor": 500,
+         "ref": card["gift_cards"][0]["code"]},
         {"method": "cash", "tendered_minor": 2000}]}
     sale = await post(chf, "/api/v1/sales",
                       body([("KERZE", 1), ("SEIFE", 1)], split), 201)

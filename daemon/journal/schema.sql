@@ -313,3 +313,35 @@ CREATE TABLE IF NOT EXISTS shredded_days (
     day  TEXT PRIMARY KEY,
     seq  INTEGER NOT NULL
 );
+
+-- Gift cards (issue 4, daemon/sales/giftcards.py): one row per card issued by
+-- a sale.completed event, found by the SHA-256 of its code (the code itself is
+-- never stored here nor journaled); balance moved by the sales that spend it
+-- and the refunds that put it back (gift_card_returns) or void it.
+CREATE TABLE IF NOT EXISTS gift_cards (
+    code_hash     TEXT PRIMARY KEY,
+    last4         TEXT    NOT NULL,
+    currency      TEXT    NOT NULL,
+    issued_minor  INTEGER NOT NULL,
+    balance_minor INTEGER NOT NULL CHECK (balance_minor >= 0),
+    status        TEXT    NOT NULL,
+    sale_id       TEXT    NOT NULL,
+    seq           INTEGER NOT NULL,
+    updated_seq   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gift_cards_seq ON gift_cards (seq);
+CREATE TABLE IF NOT EXISTS gift_card_returns (
+    code_hash     TEXT    NOT NULL,
+    sale_id       TEXT    NOT NULL,
+    refund_id     TEXT    NOT NULL,
+    amount_minor  INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    PRIMARY KEY (code_hash, refund_id)
+);
+CREATE INDEX IF NOT EXISTS gift_card_returns_sale ON gift_card_returns (sale_id);
+-- The plain codes of the cards a sale issued, as its receipt prints them:
+-- local only (never journaled nor synced), so no replay rebuilds it.
+CREATE TABLE IF NOT EXISTS gift_card_codes (
+    sale_id TEXT PRIMARY KEY,
+    notes   TEXT NOT NULL
+);

@@ -34,6 +34,7 @@ from daemon.journal.canonical import canonical_bytes, parse_canonical
 from daemon.journal.store import Event, Tx
 from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
+from daemon.sales import giftcards
 from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import (
     SaleRequest,
@@ -93,6 +94,7 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
         return CardSaleOutcome(False, row[0], latest["id"] if latest else None)
     intents.check_terminal_free(tx, request.terminal)
     products = read_products(tx.conn, [sku for sku, _ in sale.lines])
+    giftcards.refuse_in_card_sale(sale, products)  # (#4) cash sales only for now
     part: dict[str, Any] = {}
     if prices is not None:
         products, part = prices.apply(tx, sale, products, completed=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 from daemon.errors import NotFoundError
 from daemon.journal.store import Tx
+from daemon.sales import giftcards
 from daemon.sales.receipt import render_text
 from daemon.sales.service import load_sale, receipt_from_record, sale_dict
 
@@ -92,7 +93,11 @@ def receipt_record(conn: sqlite3.Connection | Any, sale_id: str) -> dict[str, An
     row = conn.execute("SELECT receipt FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id!r}")
-    return json.loads(row[0])
+    record: dict[str, Any] = json.loads(row[0])
+    notes = giftcards.receipt_notes(conn, sale_id)  # codes of cards it issued
+    if notes:
+        record["notes"] = [*record.get("notes", []), *notes]
+    return record
 
 
 def receipt_text(conn: sqlite3.Connection, sale_id: str, columns: int,

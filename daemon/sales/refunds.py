@@ -39,6 +39,7 @@ from daemon.errors import ConflictError, NotFoundError
 from daemon.journal.canonical import canonical_bytes
 from daemon.journal.store import Tx
 from daemon.money import Currency
+from daemon.sales import giftcards
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
 
 _LOG = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ def complete_refund(tx: Tx, record: dict[str, Any],
     """Journal sale.refunded, write (new) or move (reserved) its rows, queue a slip."""
     body = {k: v for k, v in record.items() if k not in ("seq", "created_at")}
     body["status"] = "completed"
+    body.update(giftcards.refund_part(tx, sale_event(tx.conn, body["sale_id"]), body))
     event = tx.append("sale.refunded", body)
+    giftcards.apply_refund(tx, body, body["sale_id"], body["id"], event.seq)
     done = {**body, "seq": event.seq, "created_at": record.get("created_at", event.ts)}
     if result is None:  # reserved before: move the row to the completing event
         tx.execute("UPDATE refunds SET seq = ?, record = ? WHERE id = ?",

@@ -38,6 +38,7 @@ from daemon.errors import NotFoundError
 from daemon.journal.canonical import compact_bytes
 from daemon.journal.store import Tx
 from daemon.ops.clock import CLOCK
+from daemon.sales import giftcards
 from daemon.sales.checkout import Order, PricedSale, Product, price_order
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
 from daemon.sales.settings import BillingSettings
@@ -103,19 +104,25 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
     if existing:
         return SaleOutcome(False, load_sale(tx.conn, existing[0]))
     products = read_products(tx.conn, [sku for sku, _ in request.lines])
+    gift = giftcards.plan_sale(tx, request, stall.currency)  # codes masked
+    request = gift.request
     part: dict[str, Any] = {}
     if prices is not None:
         products, part = prices.apply(tx, request, products)
     priced = price_order(request.order(), products, stall, billing)
+    giftcards.issue_cards(gift, priced, request.lines, products)
     sale_id = new_sale_id(tx)
-    data = {**event_body(sale_id, request, priced, stall, billing), **part}
+    data = {**event_body(sale_id, request, priced, stall, billing), **part,
+            **gift.event_part()}
     if CLOCK.unsynced():  # the time on this sale may be wrong (#7)
         data["clock_synced"] = False
     event = tx.append("sale.completed", data)
     record = receipt_record(data, event.seq, priced.carbon)
     record["excerpt"] = sale_excerpt(tx, stall.stall_id, event)
+    giftcards.apply_sale(tx, gift, data, event.seq)
     _write_read_models(tx, data, event.seq, event.ts, record)
-    return SaleOutcome(True, _new_sale_dict(data, record, event.seq, event.ts))
+    return SaleOutcome(True, {**_new_sale_dict(data, record, event.seq, event.ts),
+                              **giftcards.sale_answer(gift)})
 
 
 def new_sale_id(tx: Tx) -> str:
@@ -322,6 +329,7 @@ def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Rec
         methodology_url=record.get("methodology_url", ""),
         qr=record.get("excerpt", ""),
         terminal_lines=tuple(record.get("terminal_lines", ())),
+        notes=tuple(record.get("notes", ())),  # issued gift card codes
     )
 
 

@@ -27,10 +27,12 @@ from daemon.billing.rounding import round_fraction
 from daemon.errors import ConflictError, NotFoundError
 from daemon.journal.canonical import canonical_bytes
 from daemon.journal.store import Tx
+from daemon.sales.giftcards import liability
 from daemon.trust import closures
 
 TOP_PRODUCTS = 10
 REPORT_KINDS = ("sale.completed", "sale.refunded")
+GIFT_CARD_MOVES = ("issued", "redeemed", "restored", "voided")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class _Totals:
     hours: Counter[int] = field(default_factory=Counter)
     hour_gross: Counter[int] = field(default_factory=Counter)
     streams: dict[str, list[int]] = field(default_factory=dict)  # id: [n, gross]
+    gift_cards: Counter[str] = field(default_factory=Counter)  # what moved, minor
     first_ts: str = ""
     last_ts: str = ""
 
@@ -97,8 +100,12 @@ def shift_report(conn: Any, currency: str, *, opening_float_minor: int = 0,
     for seq, ts, kind, data in shift_events(conn, after):
         last = seq
         _add(totals, ts, kind, data)
-    return _report(totals, currency, after + 1, last, opening_float_minor,
-                   counted_cash_minor)
+    report = _report(totals, currency, after + 1, last, opening_float_minor,
+                     counted_cash_minor)
+    # Gift cards: moved this shift, and what all cards are still worth (owed).
+    report["gift_cards"] = {**{f"{k}_minor": 0 for k in GIFT_CARD_MOVES},
+                            **totals.gift_cards, **liability(conn)}
+    return report
 
 
 def needs_close(conn: Any, client_ref: str) -> bool:
@@ -189,6 +196,7 @@ def _add_sale(totals: _Totals, ts: str, data: dict[str, Any]) -> None:
         _add_line(totals, line)
     totals.contributions += data.get("contribution", {}).get("amount_minor", 0)
     _add_carbon(totals, data.get("carbon"))
+    _add_gift_cards(totals, data.get("gift_cards"))
     stream_id = data.get("live", {}).get("stream_id", "")
     if stream_id:  # a sale made during a live stream (#8)
         row = totals.streams.setdefault(stream_id, [0, 0])
@@ -236,6 +244,13 @@ def _add_refund(totals: _Totals, data: dict[str, Any]) -> None:
         row["refunded_minor"] += tender["amount_minor"]
         if tender["method"] == "cash":
             totals.cash_out += tender["amount_minor"]
+    _add_gift_cards(totals, data.get("gift_cards"))
+
+
+def _add_gift_cards(totals: _Totals, part: dict[str, Any] | None) -> None:
+    """Add what a sale or refund did to gift cards (giftcards.py)."""
+    for key, cards in (part or {}).items():
+        totals.gift_cards[f"{key}_minor"] += sum(c["amount_minor"] for c in cards)
 
 
 def _tender_row() -> dict[str, int]:

@@ -27,6 +27,7 @@ from daemon.web import (
     pages,
     pages_lan,
 )
+from daemon.web import giftcards as giftcard_routes
 from daemon.web import trust as trust_routes
 from daemon.web.authz import auth_middleware, security_headers
 from daemon.web.keys import STALLBOX
@@ -70,6 +71,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(api_sync.routes)
     app.add_routes(api_billing.routes)
+    app.add_routes(giftcard_routes.routes)  # balances, liability (#4)
     app.add_routes(pages.routes)
     app.add_routes(api_lan.routes)  # elevation, tablets, pairing codes (#6)
     app.add_routes(pages_lan.routes)

@@ -69,6 +69,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
         GET /printer
         GET /shifts
         GET /shifts/{seq}
+        GET /gift-cards
+        POST /gift-cards
+        POST /api/v1/gift-cards/balance
         GET /sync
         GET /devices
         GET /clock
@@ -119,6 +122,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
         POST /till/card/{id}/resolve
         POST /api/v1/shifts/close
         POST /shifts/close
+        GET /api/v1/gift-cards
         POST /api/v1/days/close
         POST /api/v1/terminal/end-of-day
         POST /devices/end-of-day

@@ -11,7 +11,7 @@ from yarl import URL
 
 from daemon.billing.tenders import Tender
 from daemon.display.web import cart_shown, sale_shown
-from daemon.errors import InputError
+from daemon.errors import ConflictError, InputError
 from daemon.live.service import with_live_prices
 from daemon.money import Currency
 from daemon.sales.service import MAX_QTY, TENDER_LABELS, read_products
@@ -273,8 +273,9 @@ async def checkout_cart(request: web.Request, cart: Cart,
     """Sell the open cart and show the change, or say what is wrong."""
     try:
         sale_id = await sell_cart(request, cart, fields)
-    except InputError as err:
-        return await render_till(request, "", "", status=422, error=err.detail,
+    except (InputError, ConflictError) as err:  # a gift card short of money: 409
+        status = 409 if isinstance(err, ConflictError) else 422
+        return await render_till(request, "", "", status=status, error=str(err),
                                  tendered=fields["tendered"], pay=fields)
     raise web.HTTPSeeOther(f"/till/change/{sale_id}")
 
