@@ -45,13 +45,15 @@ async def _sell(client: Any, token: str, qty: int) -> dict[str, Any]:
         "payment": {"method": "cash", "tendered_minor": 1_000_000}})
 
 
-async def _printed(client: Any, jobs: int) -> None:
-    box = client.app[STALLBOX]
+async def _printed(printer: SimulatedPrinter, jobs: int) -> None:
+    """Wait until the printer has printed `jobs` receipts or slips.
+
+    print.done may be journaled with a later commit (#7); the events that
+    follow in the fixture make those commits.
+    """
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while True:
-        done = await box.reader.run(lambda c: c.execute(
-            "SELECT COUNT(*) FROM print_jobs WHERE status = 'printed'").fetchone()[0])
-        if done >= jobs:
+        if len(printer.receipts) >= jobs:
             return
         assert asyncio.get_running_loop().time() < deadline, "printing timed out"
         await asyncio.sleep(0.05)
@@ -70,11 +72,11 @@ async def rich_state(aiohttp_client: Any, state_dir: Path,
                              headers={"Content-Type": "text/csv", **auth(token)})
     assert resp.status == 200
     sales = [await _sell(client, token, qty) for qty in (1, 2, 3)]
-    await _printed(client, 3)
+    await _printed(printer, 3)
     await _post(client, token, f"/api/v1/sales/{sales[0]['id']}/reprint", {})
     refund = await _post(client, token, f"/api/v1/sales/{sales[1]['id']}/refunds",
                          {"client_ref": uuid.uuid4().hex})
-    await _printed(client, 5)
+    await _printed(printer, 5)
     await _post(client, token, f"/api/v1/refunds/{refund['id']}/reprint", {})
     tablets = await (await client.get("/api/v1/tablets", headers=auth(token))).json()
     items = tablets["items"] if isinstance(tablets, dict) else tablets
@@ -201,3 +203,15 @@ async def test_display_stats_sync_cursor_and_live_integrations_are_replayed(
         conn.close()
         result = _verify(dst, state_dir)
         assert not result.ok and table.split("_")[0] in result.reason, result
+
+
+async def test_a_journal_older_than_a_read_model_table_still_verifies(
+        rich_state: Path, tmp_path: Path) -> None:
+    dst = _copy(rich_state / JOURNAL_FILE, tmp_path / "old.sqlite3")
+    conn = sqlite3.connect(dst)
+    for table in ("email_receipts", "shredded_days", "display_stats"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.commit()
+    conn.close()
+    result = _verify(dst, rich_state)
+    assert result.ok, result.reason

@@ -67,6 +67,11 @@ class _Keyed:
 
     def finish(self) -> Fault | None:
         wanted = dict(self.rows)
+        if not _has_table(self.conn, self.table):  # a journal older than the table
+            if not wanted:
+                return None
+            row, seq = min(wanted.values(), key=lambda x: x[1])
+            return seq, f"{self.table} is missing, yet events made rows of it"
         for stored in _stream(self.conn, self.sql):
             key = self.key(stored)
             found = wanted.pop(key, None)
@@ -79,6 +84,12 @@ class _Keyed:
             row, seq = min(wanted.values(), key=lambda x: x[1])
             return seq, f"{self.table} lacks the row {self.key(row)!r} its events made"
         return None
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                       " AND name = ?", (name,)).fetchone()
+    return row is not None
 
 
 def _seq_of(row: Row) -> int:
@@ -453,10 +464,6 @@ class SyncCursorReplay(_Keyed):
         self.rows[1] = ((1, data["acked_seq"], seq), seq)
         return None
 
-    def finish(self) -> Fault | None:
-        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                                   " AND name = 'sync_cursor'").fetchone()
-        return super().finish() if exists or self.rows else None
 
 
 class LiveIntegrationsReplay(_Keyed):
