@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,21 @@ def parse(**sections: Any) -> Any:
     ({"carbon": {"methodology_url": "ftp://x"}}, "carbon.methodology_url"),
     ({"carbon": {"usd_per_unit": "-1"}}, "carbon.usd_per_unit"),
     ({"carbon": {"usd_per_unit": "abc"}}, "carbon.usd_per_unit"),
+    ({"carbon": {"materials": {"glass": {"value": "0.9"}}}},
+     "carbon.materials.glass.source"),  # a figure without its source
+    ({"carbon": {"materials": {"glass": {"source": "S"}}}},
+     "carbon.materials.glass.value"),
+    ({"carbon": {"materials": {"glass": {"value": "-1", "source": "S"}}}},
+     "carbon.materials.glass.value"),
+    ({"carbon": {"materials": {"glass": {"value": "1", "source": "S",
+                                         "uncertainty": "2"}}}},
+     "carbon.materials.glass.uncertainty"),
+    ({"carbon": {"materials": {"glass": {"value": "1", "source": "S",
+                                         "colour": "green"}}}},
+     "carbon.materials.glass.colour"),
+    ({"carbon": {"materials": {"gl ass": {"value": "1", "source": "S"}}}},
+     "carbon.materials.gl ass"),
+    ({"carbon": {"materials": {"glass": "0.9"}}}, "carbon.materials.glass"),
     ({"carbon": {"agribalyse_file": "missing.csv"}}, "carbon.agribalyse_file"),
     ({"contribution": {"project": "Climate neutral forest"}},
      "contribution.project"),
@@ -70,3 +86,22 @@ def test_official_agribalyse_file_extends_the_table() -> None:
     assert billing.carbon is not None
     assert len(billing.carbon.table.factors) > 1000
     assert billing.carbon.resolve("honey") == "agribalyse-3.1:31008"
+
+
+def test_configured_material_factor_carries_its_stated_source() -> None:
+    from daemon.billing.tenders import Tender
+    from daemon.sales.checkout import Order, Product, price_order
+
+    config = parse(
+        carbon={"materials": {"glass": {"value": "0.9", "source": "Test LCA",
+                                        "version": "7", "uncertainty": "0.2"}}},
+        packaging={"jar": {"deposit": "0.50", "material": "material:glass",
+                           "mass_g": 250}})
+    factor = config.billing.carbon.table.factors["material:glass"]
+    assert (factor.dataset, factor.version, factor.basis) == ("Test LCA", "7", "mass")
+    honey = Product("H", "Honey", 850, "reduced", "", 500, False, "jar", "honey")
+    priced = price_order(Order((("H", 2),), (Tender("cash", 10_000),)),
+                         {"H": honey}, config.stall, config.billing)
+    (line,) = priced.carbon.lines
+    assert line.packaging_kg == Fraction("0.45")  # 0.9 kg/kg x 0.25 kg x 2
+    assert ("Test LCA", "7") in priced.carbon.datasets

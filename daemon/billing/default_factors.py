@@ -8,9 +8,10 @@ Chain GHG Emission Factors v1.2, NAICS-6, "with margins", kg CO2e per 2021
 USD of purchaser price). The tests check every row against the official files.
 
 Packaging materials have no default here: neither dataset gives kg CO2e per kg
-of glass, paper or plastic, so a stall that wants packaging in its estimate
-configures material factors with their own source (TODO(#4): ship cited
-material factors once a mass-based material dataset is available here).
+of glass, paper or plastic, and no material dataset is available to cite, so a
+stall that wants packaging in its estimate configures its material factors
+with their source ([carbon.materials.NAME] in the config, factor id
+"material:NAME"; daemon/sales/settings.py).
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ from daemon.money import Currency
 _LOG = logging.getLogger(__name__)
 MAX_PACKAGING_TYPES = 50
 MAX_CATEGORY_MAPPINGS = 500
+MAX_MATERIALS = 50
+MATERIAL_PREFIX = "material:"  # factor ids of [carbon.materials.NAME]
 DEFAULT_METHODOLOGY_URL = "/methodology"
 # ECB euro foreign exchange reference rate, USD per EUR, 2021 annual average;
 # the EPA factors are in 2021 USD. Inflation since 2021 is not taken out, so
@@ -205,7 +207,57 @@ def _factor_table(sec: _Section, base_dir: Path) -> FactorTable:
         _LOG.info("%s %s: %d factors, %d rows refused", loaded.dataset,
                   loaded.version, len(loaded.factors), len(loaded.rejected))
         factors.update({f.factor_id: f for f in loaded.factors})
+    factors.update({f.factor_id: f for f in _materials(sec)})
     return factor_table(factors.values())
+
+
+def _materials(sec: _Section) -> list[EmissionFactor]:
+    """Read [carbon.materials.NAME]: packaging material factors with their source.
+
+    No dataset Stallbox reads gives kg CO2e per kg of glass, paper or plastic,
+    so none ships; a stall names its own, each with the source it comes from,
+    which the receipt's data line and the methodology page then show.
+    """
+    raw = sec.get("materials", dict, {})
+    if len(raw) > MAX_MATERIALS:
+        raise ConfigError("carbon.materials", f"at most {MAX_MATERIALS}")
+    return [_material(key, table) for key, table in raw.items()]
+
+
+def _material(key: str, table: Any) -> EmissionFactor:
+    """Read one [carbon.materials.NAME] table as a mass-based factor."""
+    name = f"carbon.materials.{key[:40]}"
+    if not key or len(key) > 40 or not all(c.isalnum() or c in "-_" for c in key):
+        raise ConfigError(name, "material names are 1-40 letters, digits, '-' or '_'")
+    if not isinstance(table, dict):
+        raise ConfigError(name, "must be a table")
+    sec = _Section(name, table)
+    value = _decimal(sec, "value", "")
+    uncertainty = _decimal(sec, "uncertainty", "0.5")
+    source = sec.get("source", str, "").strip()
+    if not 1 <= len(source) <= 120:
+        raise ConfigError(f"{name}.source", "name the source of the figure "
+                          "(1 to 120 characters): there is no default")
+    if not Fraction(0) < uncertainty <= 1:
+        raise ConfigError(f"{name}.uncertainty", "must be above 0 and at most 1")
+    version = sec.get("version", str, "")[:40]
+    record = sec.get("record", str, "")[:80]
+    sec.check_unknown()
+    return EmissionFactor(f"{MATERIAL_PREFIX}{key}", source, version, record,
+                          key.replace("_", " "), "mass", value, uncertainty,
+                          "stated in the stall's config")
+
+
+def _decimal(sec: _Section, key: str, default: str) -> Fraction:
+    """Read a non-negative decimal figure given as text ("0.9")."""
+    text = sec.get(key, str, default)
+    try:
+        value = parse_decimal(text)
+    except InputError as err:
+        raise ConfigError(f"{sec.name}.{key}", err.detail) from err
+    if value < 0 or value > 10**6:
+        raise ConfigError(f"{sec.name}.{key}", "must be 0 to 1000000")
+    return value
 
 
 def _ref(key: str, ref: str, table: FactorTable, keys: Mapping[str, str]) -> str:
