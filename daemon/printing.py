@@ -6,6 +6,16 @@ its sale, then ``print.started`` before the first byte goes out and
 mid-write, may be half on paper: it is never resent silently but re-queued once
 as a reprint marked REPRINT, so every receipt prints at most once unless
 reprinted.
+
+SD-card wear (#7): ``print.started`` must be on disk before the first byte
+goes out, so it is its own fsync'd commit, and it seals the chain head (one
+signature per receipt, at the printer's pace) so that no idle-tail seal commit
+follows every receipt. ``print.done`` rides with the next commit the journal
+makes anyway (the next sale, the next job's ``print.started``), at the latest
+PRINT_DONE_DELAY_S later: a power cut in that window leaves the job
+``printing``, which the next start reprints once marked REPRINT, as for a job
+cut off mid-write. It is never journaled before the printer took the bytes.
+Until it is journaled the daemon reports the job printed from memory.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from daemon.errors import RetryLaterError
 from daemon.journal.store import Tx
 from daemon.runtime import Stallbox
 from daemon.sales.queries import receipt_record
@@ -33,6 +44,7 @@ _JOB_COLUMNS = "id, sale_id, reprint, automatic"
 # this time; a missing one is asked less and less often, up to the maximum.
 PRESENCE_POLL_S = 5.0
 PRESENCE_POLL_MAX_S = 30.0
+PRINT_DONE_DELAY_S = 30.0  # print.done waits at most this long for a commit
 
 
 def _job(conn: sqlite3.Connection, row: tuple[int, str, int, int]) -> PrintJob:
@@ -98,6 +110,8 @@ class JournalJobStore:
 
     def __init__(self, box: Stallbox) -> None:
         self._box = box
+        # Jobs printed whose print.done is deferred (not yet journaled).
+        self.printed_unjournaled: set[int] = set()
         # Slips (e.g. the setup slip) are not business records: the worker
         # prints them between receipts, but they live in memory, never journaled.
         self._slips: deque[PrintJob] = deque()
@@ -121,15 +135,31 @@ class JournalJobStore:
         if _is_slip(job_id):
             self._slips.popleft()
             return
-        await self._box.journal.transact(
-            lambda tx: _set_status(tx, int(job_id), "printing", "print.started"))
+
+        def started(tx: Tx) -> None:
+            _set_status(tx, int(job_id), "printing", "print.started")
+            tx.force_seal()
+
+        await self._box.journal.transact(started)
 
     async def mark_done(self, job_id: int | str) -> None:
-        """Journal that the job's last byte went out."""
+        """Journal, with the next commit, that the job's last byte went out."""
         if _is_slip(job_id):
             return
-        await self._box.journal.transact(
-            lambda tx: _set_status(tx, int(job_id), "printed", "print.done"))
+        job = int(job_id)
+        pending = self.printed_unjournaled
+
+        def done(tx: Tx) -> None:
+            _set_status(tx, job, "printed", "print.done")
+            tx.after_commit(lambda: pending.discard(job))
+
+        pending.add(job)
+        try:
+            self._box.journal.defer(done, PRINT_DONE_DELAY_S)
+        except RetryLaterError:  # shutting down: the next start reprints it
+            pending.discard(job)
+            _LOG.warning("print job %s printed but not journaled (journal closed)",
+                         job)
 
     async def mark_interrupted(self, job_id: int | str, reason: str, *,
                                requeue_as_reprint: bool) -> None:
@@ -179,6 +209,13 @@ class PrinterService:
     def wake(self) -> None:
         """Tell the worker a job was queued."""
         self._worker.notify()
+
+    def overlay(self, jobs: list[dict[str, Any]]) -> None:
+        """Show jobs printed whose print.done is not journaled yet as printed."""
+        pending = self._store.printed_unjournaled if self._store else set()
+        for job in jobs:
+            if job["status"] == "printing" and job["id"] in pending:
+                job["status"] = "printed"
 
     def state_dict(self) -> dict[str, Any]:
         """Return the printer state for /healthz and the pages."""

@@ -166,7 +166,10 @@ class Stallbox:
 
     async def sale(self, sale_id: str) -> dict[str, Any]:
         """Return one sale or raise NotFoundError."""
-        return await self.reader.run(lambda c: queries.get_sale(c, sale_id))
+        sale = await self.reader.run(lambda c: queries.get_sale(c, sale_id))
+        if self.printer is not None:  # print.done may still be deferred (#7)
+            self.printer.overlay(sale["print_jobs"])
+        return sale
 
     async def sale_id_for_ref(self, client_ref: str) -> str | None:
         """Return the id of the sale a client_ref became, or None."""

@@ -348,7 +348,7 @@ class SyncWorker:
             return False
         try:
             self._saved = await self._journal.transact(
-                lambda tx: cursor.persist(tx, acked))
+                lambda tx: cursor.persist(tx, acked), carry_deferred=False)
         except StallboxError as err:
             _LOG.warning("could not journal the sync cursor: %s", err)
             return False

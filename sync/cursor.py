@@ -58,6 +58,7 @@ def load(conn: sqlite3.Connection) -> Cursor:
 def persist(tx: Tx, acked_seq: int) -> Cursor:
     """Journal an acknowledgement and update the read model in the same commit."""
     event = tx.append(ACK_KIND, {"acked_seq": acked_seq})
+    tx.force_seal()  # the round ships it next: no seal commit of its own (#7)
     tx.execute(CURSOR_DDL)
     tx.execute("INSERT INTO sync_cursor (id, acked_seq, event_seq) VALUES (1, ?, ?)"
                " ON CONFLICT (id) DO UPDATE SET acked_seq = excluded.acked_seq,"

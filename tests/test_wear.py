@@ -16,7 +16,7 @@ async def test_new_journal_gets_small_pages_and_a_size_limit(tmp_path: Path) -> 
     journal = Journal.open(tmp_path / "j.sqlite3")
     await journal.append("test.event", {"n": 1})
     conn = sqlite3.connect(tmp_path / "j.sqlite3")
-    assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == store.NEW_JOURNAL_PAGE_SIZE
     conn.close()
     limit = await journal.transact(
         lambda tx: tx.execute("PRAGMA journal_size_limit").fetchone()[0])
@@ -63,3 +63,58 @@ async def test_wal_is_cut_back_once_a_long_reader_lets_go(
         await asyncio.sleep(0.02)
     assert journal.wal_bytes() < small < grown
     await journal.close()
+
+
+async def test_deferred_record_rides_with_the_next_commit(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.sqlite3")
+    await journal.append("test.event", {"n": 0})
+    journal.defer(lambda tx: tx.append("test.deferred", {}), max_delay_s=60.0)
+    await asyncio.sleep(0.2)
+    assert journal.head_seq == 1 and journal.deferred_count() == 1  # no commit yet
+    event = await journal.append("test.event", {"n": 1})
+    assert (event.seq, journal.deferred_count()) == (3, 0)  # deferred one went first
+    kinds = await journal.transact(lambda tx: [r[0] for r in tx.execute(
+        "SELECT kind FROM events ORDER BY seq")])
+    assert kinds == ["test.event", "test.deferred", "test.event"]
+    await journal.close()
+
+
+async def test_deferred_record_commits_alone_after_its_delay_and_at_close(
+        tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.sqlite3")
+    journal.defer(lambda tx: tx.append("test.deferred", {"n": 1}), max_delay_s=0.2)
+    for _ in range(100):
+        if journal.head_seq == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert journal.head_seq == 1 and journal.deferred_count() == 0
+    journal.defer(lambda tx: tx.append("test.deferred", {"n": 2}), max_delay_s=3600)
+    await journal.close()
+    conn = sqlite3.connect(tmp_path / "j.sqlite3")
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+    conn.close()
+
+
+async def test_a_failing_deferred_record_is_dropped_not_the_batch(
+        tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.sqlite3")
+
+    def broken(tx: store.Tx) -> None:
+        tx.append("test.deferred", {})
+        raise ValueError("no such job")
+
+    journal.defer(broken, max_delay_s=60.0)
+    event = await journal.append("test.event", {})
+    assert event.seq == 1  # the broken one rolled back to its savepoint
+    await journal.close()
+
+
+async def test_cursor_commits_do_not_carry_deferred_records(tmp_path: Path) -> None:
+    """The sync cursor's commit must not add events that call for another ack."""
+    journal = Journal.open(tmp_path / "j.sqlite3")
+    journal.defer(lambda tx: tx.append("test.deferred", {}), max_delay_s=60.0)
+    event = await journal.transact(lambda tx: tx.append("sync.acked", {}),
+                                   carry_deferred=False)
+    assert event.seq == 1 and journal.deferred_count() == 1
+    await journal.close()
+    assert journal.deferred_count() == 0

@@ -63,12 +63,16 @@ EPOCH_CERT_KIND = "key.epoch"
 REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
 # SD-card wear (#7, docs/appliance.md): a commit appends every page it touched
 # to the WAL, so small pages write less per sale; only a new file can get them.
-NEW_JOURNAL_PAGE_SIZE = 1024
-WAL_AUTOCHECKPOINT_PAGES = 4000  # ~4 MB of WAL between passive checkpoints
+NEW_JOURNAL_PAGE_SIZE = 512
+WAL_AUTOCHECKPOINT_BYTES = 8 * 1024 * 1024  # WAL between passive checkpoints
 JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024  # a reset WAL is cut back to this
 WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, truncate as soon as readers allow
-WAL_TRIM_INTERVAL_S = 300.0  # and at least this often while trading
-WRITER_IDLE_S = 30.0  # an idle writer wakes this often to trim the WAL
+# A checkpoint writes every page changed since the last one once, so rarer
+# checkpoints write the hot pages (index leaves, page 1) fewer times: at a sale
+# every 20 s, every 30 minutes instead of every 5 saves ~8 MB a day (#7).
+WAL_TRIM_INTERVAL_S = 1800.0  # and at least this often while trading
+WRITER_IDLE_S = 120.0  # an idle writer wakes this often to trim the WAL
+_WAKE = object()  # queued by defer(): the writer recomputes when to wake
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,14 @@ class _Request:
     fn: Callable[[Tx], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    carry: bool = True  # deferred functions may commit with it
+
+
+@dataclass(slots=True)
+class _Deferred:
+    fn: Callable[[Tx], Any]
+    deadline: float  # time.monotonic() by which it commits on its own
+    loop: asyncio.AbstractEventLoop
 
 
 def utc_now() -> str:
@@ -171,7 +183,9 @@ def open_connection(path: Path) -> sqlite3.Connection:
     if new:  # must precede the first write; WAL mode fixes it afterwards
         conn.execute(f"PRAGMA page_size = {NEW_JOURNAL_PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = WAL_AUTOCHECKPOINT_BYTES // page_size
+    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -200,7 +214,10 @@ class Journal:
         self._last_seal_monotonic = time.monotonic()
         self.signer: JournalSigner | None = None
         self.seal_wanted = False
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Request | object | None] = queue.SimpleQueue()
+        self._deferred: list[_Deferred] = []
+        self._deferred_lock = threading.Lock()
+        self._last_commit_monotonic = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="journal-writer",
                                         daemon=True)
         self._closed = False
@@ -213,14 +230,46 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(path, open_connection(path))
 
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
-        """Run fn in one durable transaction; return its result once fsync'd."""
+    async def transact(self, fn: Callable[[Tx], T], *,
+                       carry_deferred: bool = True) -> T:
+        """Run fn in one durable transaction; return its result once fsync'd.
+
+        carry_deferred=False: deferred functions (see defer) do not ride with
+        a batch made only of such transactions (the sync cursor's, whose
+        commit must not add events that then call for another acknowledgement).
+        """
         if self._closed:
             raise RetryLaterError("the journal is closed (daemon shutting down)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Request(fn, future, loop))
+        self._queue.put(_Request(fn, future, loop, carry_deferred))
         return await future
+
+    def defer(self, fn: Callable[[Tx], Any], max_delay_s: float) -> None:
+        """Run fn in the next transaction that commits anyway, at the latest
+        after max_delay_s in one of its own (sealed with it).
+
+        For records whose loss in a power cut costs only a repeat, never a
+        wrong record: the print job's ``print.done`` (lost: the receipt is
+        reprinted marked REPRINT) and the sync cursor (lost: events already
+        held are sent again). They then cost no fsync and no commit of their
+        own, which on an SD card is most of what they cost (#7,
+        docs/appliance.md). Deferred functions run before the batch's own, in
+        the order they were deferred; there is no result: a failure is logged.
+        ``close()`` commits what is still deferred.
+        """
+        if self._closed:
+            raise RetryLaterError("the journal is closed (daemon shutting down)")
+        entry = _Deferred(fn, time.monotonic() + max_delay_s,
+                          asyncio.get_running_loop())
+        with self._deferred_lock:
+            self._deferred.append(entry)
+        self._queue.put(_WAKE)
+
+    def deferred_count(self) -> int:
+        """Return how many deferred functions wait for a commit."""
+        with self._deferred_lock:
+            return len(self._deferred)
 
     async def append(self, kind: str, data: dict[str, Any]) -> Event:
         """Append a single event with no read-model change."""
@@ -245,6 +294,8 @@ class Journal:
         """Seal the head, finish queued work, stop the writer, close the connection."""
         if self._closed:
             return
+        if self.deferred_count():
+            await self.transact(lambda tx: None)  # commits the deferred ones
         await self.seal()
         self._closed = True
         self._queue.put(None)
@@ -282,16 +333,38 @@ class Journal:
             self._last_trim_monotonic = time.monotonic()
         _LOG.debug("WAL of %d bytes %s", size, "kept: readers" if busy else "truncated")
 
+    def _wait_s(self) -> float:
+        """Return how long the writer may sleep: until the first deferred
+        deadline, at most until the WAL trim of an idle writer."""
+        now = time.monotonic()
+        wait = self._last_commit_monotonic + WRITER_IDLE_S - now
+        with self._deferred_lock:
+            if self._deferred:
+                wait = min(wait, min(d.deadline for d in self._deferred) - now)
+        return max(0.0, wait)
+
+    def _deferred_due(self) -> bool:
+        now = time.monotonic()
+        with self._deferred_lock:
+            return any(d.deadline <= now for d in self._deferred)
+
     def _run(self) -> None:
         while True:
             try:
-                first = self._queue.get(timeout=WRITER_IDLE_S)
+                first = self._queue.get(timeout=self._wait_s())
             except queue.Empty:
-                self._trim_wal(idle=True)
+                if self._deferred_due():
+                    self.seal_wanted = True  # no idle-tail seal commit after it
+                    self._commit_batch([])
+                elif time.monotonic() - self._last_commit_monotonic >= WRITER_IDLE_S:
+                    self._trim_wal(idle=True)
+                    self._last_commit_monotonic = time.monotonic()
                 continue
             if first is None:
                 return
-            batch = [first]
+            if first is _WAKE:
+                continue
+            batch: list[_Request] = [first]  # type: ignore[list-item]
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -300,18 +373,32 @@ class Journal:
                 if item is None:
                     self._queue.put(None)
                     break
-                batch.append(item)
+                if item is not _WAKE:
+                    batch.append(item)  # type: ignore[arg-type]
             self._commit_batch(batch)
             if self._queue.empty():
                 self._trim_wal(idle=False)
 
+    def _take_deferred(self) -> list[_Deferred]:
+        with self._deferred_lock:
+            deferred, self._deferred = self._deferred, []
+        return deferred
+
     def _commit_batch(self, batch: list[_Request]) -> None:
         outcomes: list[tuple[bool, Any, list[Callable[[], None]]]] = []
+        carry = not batch or any(request.carry for request in batch)
+        deferred = self._take_deferred() if carry else []
+        deferred_after: list[tuple[asyncio.AbstractEventLoop,
+                                   list[Callable[[], None]]]] = []
         head = (self.head_seq, self.head_hash)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
+            for entry in deferred:
+                ok, _value, after = self._run_fn(entry.fn)
+                if ok and after:
+                    deferred_after.append((entry.loop, after))
             for request in batch:
-                outcomes.append(self._run_one(request))
+                outcomes.append(self._run_fn(request.fn))
             sealed = self._seal_if_due()
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
@@ -321,10 +408,16 @@ class Journal:
             self.seal_wanted = False
             if self.signer is not None:
                 self.signer.abort()
+            with self._deferred_lock:  # tried again with the next commit
+                self._deferred[:0] = deferred
             failure = RetryLaterError(f"journal write failed: {err}")
             outcomes = [(False, failure, []) for _ in batch]
+            deferred_after = []
         else:
             self._committed(sealed)
+        self._last_commit_monotonic = time.monotonic()
+        for loop, after in deferred_after:
+            loop.call_soon_threadsafe(_run_callbacks, after)
         for request, (ok, value, after) in zip(batch, outcomes, strict=True):
             request.loop.call_soon_threadsafe(_settle, request.future, ok, value, after)
 
@@ -351,13 +444,14 @@ class Journal:
         if self.signer is not None:
             self.signer.commit()
 
-    def _run_one(self, request: _Request) -> tuple[bool, Any, list[Callable[[], None]]]:
+    def _run_fn(self, fn: Callable[[Tx], Any]
+                ) -> tuple[bool, Any, list[Callable[[], None]]]:
         tx = Tx(self, self._conn)
         head = (self.head_seq, self.head_hash)
         pending = self.signer.pending if self.signer else None
         self._conn.execute("SAVEPOINT op")
         try:
-            result = request.fn(tx)
+            result = fn(tx)
         except Exception as err:  # noqa: BLE001 - handed to the caller, who re-raises
             if not isinstance(err, StallboxError | sqlite3.IntegrityError):
                 _LOG.warning("transaction function failed: %r", err)
@@ -377,11 +471,15 @@ class Journal:
             _LOG.debug("rollback after failed commit also failed", exc_info=True)
 
 
+def _run_callbacks(after: list[Callable[[], None]]) -> None:
+    for callback in after:
+        callback()
+
+
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any,
             after: list[Callable[[], None]]) -> None:
     if ok:
-        for callback in after:
-            callback()
+        _run_callbacks(after)
     if future.cancelled():
         return
     if ok:
