@@ -221,6 +221,8 @@ class SalesReplay(_MergeJoin):
 
     def _receipt_fault(self, stored: bytes, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
+        if _card_sale(data):  # receipts of card sales are merged, not rebuilt
+            return self._card_receipt_fault(stored, seq, ts, data, digest)
         at = stored.rfind(_EXCERPT_KEY)
         if at < 0 or not stored.endswith(b'"}'):
             return "the stored receipt has no QR excerpt"
@@ -228,8 +230,6 @@ class SalesReplay(_MergeJoin):
         fault = self._excerpt_fault(excerpt, seq, ts, data, digest)
         if fault:
             return fault
-        if _card_sale(data):  # receipts of card sales are merged, not rebuilt
-            return _card_receipt_fault(stored, seq, data)
         wanted, carbon_text = self._receipt_record(data, seq)
         cut = stored.find(_CARBON_KEY) if carbon_text else at
         if cut < 0 or stored[cut:at] != carbon_text:
@@ -239,6 +239,25 @@ class SalesReplay(_MergeJoin):
         except ValueError:
             return "the stored receipt is not JSON"
         if head != wanted:
+            return "the stored receipt differs from its sale.completed event"
+        return ""
+
+    def _card_receipt_fault(self, stored: bytes, seq: int, ts: str,
+                            data: dict[str, Any], digest: bytes) -> str:
+        """Check a card sale's receipt: stored in sorted-key canonical form, the
+        excerpt is one key among the others rather than the last one."""
+        try:
+            receipt = parse_canonical(stored)
+        except ValueError:
+            return "the stored receipt is not JSON"
+        excerpt = receipt.get("excerpt") if isinstance(receipt, dict) else None
+        if not isinstance(excerpt, str):
+            return "the stored receipt has no QR excerpt"
+        fault = self._excerpt_fault(excerpt, seq, ts, data, digest)
+        if fault:
+            return fault
+        wanted = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP}}
+        if any(receipt.get(key) != value for key, value in wanted.items()):
             return "the stored receipt differs from its sale.completed event"
         return ""
 
@@ -357,12 +376,6 @@ def _card_sale(data: dict[str, Any]) -> bool:
     return "replaced_card" in data or any("intent_id" in p for p in data["payments"])
 
 
-def _card_receipt_fault(stored: bytes, seq: int, data: dict[str, Any]) -> str:
-    receipt = parse_canonical(stored)
-    wanted = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP}}
-    if any(receipt.get(key) != value for key, value in wanted.items()):
-        return "the stored receipt differs from its sale.completed event"
-    return ""
 
 
 class EpochsReplay(_MergeJoin):
