@@ -34,7 +34,7 @@ from daemon.keys.epoch import CERT_KIND, DEVICE_SIGNER, check_certificate, unb64
 from daemon.keys.signer import seal_message
 
 FETCH_ROWS = 4096
-MMAP_BYTES = 1 << 30
+MMAP_BYTES = 256 << 20
 # Below this many events one process does everything: forking costs more than
 # it saves, and small journals are what the tamper tests walk.
 PARALLEL_MIN_EVENTS = 50_000
@@ -63,7 +63,7 @@ ObserverFactory = Callable[..., Observer]
 # A factory with `splittable = True` takes seq_range=(first, last) and checks
 # only the rows of events in that range; the split walk gives the first
 # CHILD_SHARE of them to the chain walk's process, which has time to spare.
-CHILD_SHARE = 0.3
+CHILD_SHARE = 0.45
 ALL_SEQS = (1, 1 << 62)
 
 
