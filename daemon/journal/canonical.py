@@ -21,11 +21,41 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
 
 def canonical_bytes(value: Any) -> bytes:
     """Encode sorted, compact, UTF-8 JSON; refuse floats so money stays exact."""
+    try:
+        text = _ENCODER.encode(value)
+    except ValueError as err:  # NaN or an infinity (allow_nan=False), or a cycle
+        if str(err).startswith("Out of range float"):
+            raise TypeError(f"{err} in a journal body; use integer minor "
+                            "units") from err
+        raise
+    if _may_hold_float(text):
+        _refuse_floats(value)
+    return text.encode("utf-8")
+
+
+def _may_hold_float(text: str) -> bool:
+    """Say whether encoded JSON may hold a float; False proves it holds none.
+
+    The C encoder writes a finite float as ``float.__repr__``, which always has
+    a '.' or a signed exponent ('1.5', '1e+16', '5e-324'). Outside strings the
+    encoder writes nothing else with '.', 'e+' or 'e-': ints are digits, and
+    'true'/'false' end before ',', ']' or '}'. Without a backslash every '"'
+    delimits a string, so the even-numbered pieces of a split on '"' are all the
+    text outside strings. A backslash (an escaped quote or control character)
+    answers True and the caller walks the value: slower, never wrong. Scanning
+    the text costs a fraction of walking a sale's 150 values in Python.
+    """
+    if "\\" in text:
+        return True
+    outside = " ".join(text.split('"')[::2])
+    return "." in outside or "e+" in outside or "e-" in outside
+
+
+def _refuse_floats(value: Any) -> None:
     found = _find_float(value)
     if found is not None:
         raise TypeError(f"float {found!r} in a journal body; use integer minor "
                         "units")
-    return _ENCODER.encode(value).encode("utf-8")
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.billing.carbon import (
@@ -191,13 +191,14 @@ def event_body(sale_id: str, request: SaleRequest, priced: PricedSale,
                stall: StallConfig, billing: BillingSettings) -> dict[str, Any]:
     """Return the sale.completed body: everything a receipt and a refund need."""
     settlement = priced.settlement
+    lines = _lines(priced)
     data: dict[str, Any] = {
         "id": sale_id,
         "client_ref": request.client_ref,
         "tablet": request.tablet,
         "currency": stall.currency.code,
         "pricing": stall.pricing,
-        "lines": _lines(priced),
+        "lines": lines,
         "taxes": [{"code": t.code, "label": t.label, "rate_bp": t.rate_bp,
                    "net_minor": t.net_minor, "tax_minor": t.tax_minor,
                    "gross_minor": t.gross_minor} for t in priced.sale.taxes],
@@ -208,10 +209,12 @@ def event_body(sale_id: str, request: SaleRequest, priced: PricedSale,
         "change_minor": settlement.change_minor,
         "fees": [{"kind": ln["kind"], "packaging": ln["packaging"], "qty": ln["qty"],
                   "amount_minor": ln["amount_minor"]}
-                 for ln in _lines(priced) if ln["kind"] in FEE_KINDS],
+                 for ln in lines if ln["kind"] in FEE_KINDS],
         "header": [stall.name, stall.address, _vat_line(stall)],
         "footer": [stall.receipt_footer],
-        "local_time": datetime.now().astimezone().strftime("%d.%m.%Y %H:%M"),
+        # time.strftime: the same local time as datetime.now().astimezone(),
+        # without building a timezone object per sale (a tenth of the cost)
+        "local_time": time.strftime("%d.%m.%Y %H:%M"),
     }
     data.update(_optional_parts(request, priced, billing))
     return data

@@ -93,14 +93,11 @@ def sale_excerpt(tx: Tx, stall_id: str, event: Event) -> str:
 
 def sign_excerpt(excerpt: Excerpt, sign: Callable[[bytes], tuple[int, bytes]]) -> str:
     """Sign the excerpt with the live epoch key and return its text."""
-    epoch, signature = sign(excerpt.signed_text().encode("utf-8"))
+    signed = excerpt.signed_text()
+    epoch, signature = sign(signed.encode("utf-8"))
     if epoch != excerpt.epoch:
         raise ValueError("the epoch key changed while signing")
-    return Excerpt(**{**_fields(excerpt), "signature": signature}).text()
-
-
-def _fields(excerpt: Excerpt) -> dict[str, Any]:
-    return {name: getattr(excerpt, name) for name in Excerpt.__slots__}
+    return signed + b64(signature)  # what Excerpt.text() gives, built once
 
 
 def parse_excerpt(text: str) -> Excerpt:
