@@ -10,14 +10,18 @@ transaction) and the sale service's own read-model writes and receipt
 excerpt signature. Only the pricing is done once: each further sale is the
 first one's event data with a new id, client_ref and local time, which keeps
 the build at a few thousand sales per second instead of a few hundred
-(``--priced`` prices every sale, as the till does). Used by ``scripts/bench.py
-trust`` and by anyone who needs a big journal (start time, sync backlog).
+(``--priced`` prices every sale, as the till does). ``--varied`` sells random
+baskets of the 31-product demo catalog, each priced: a journal whose sales
+differ as a market day's do (a few hundred sales per second). Used by
+``scripts/bench.py trust`` and by anyone who needs a big journal (start time,
+sync backlog).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
 import time
 import uuid
@@ -34,8 +38,12 @@ LINES = (("TEE", 2), ("SEIFE", 1))
 PER_TRANSACTION = 1000  # the writer seals at least every 1000 events anyway
 
 
+DEMO_CATALOG = REPO / "daemon" / "catalog" / "demo.csv"
+
+
 async def build_journal(state: Path, sales: int, *, per_tx: int = PER_TRANSACTION,
-                        priced: bool = False, progress: bool = False) -> int:
+                        priced: bool = False, varied: bool = False,
+                        progress: bool = False) -> int:
     """Append `sales` cash sales to the journal in state; return the head seq."""
     from daemon.config import parse_config
     from daemon.runtime import Stallbox
@@ -44,8 +52,12 @@ async def build_journal(state: Path, sales: int, *, per_tx: int = PER_TRANSACTIO
                           base_dir=Path("/"))
     box = Stallbox(config)
     await box.open()
-    await box.import_catalog(CATALOG, skip_invalid=False)
+    catalog = DEMO_CATALOG.read_bytes() if varied else CATALOG
+    await box.import_catalog(catalog, skip_invalid=False)
     template: dict[str, Any] = {}
+    if varied:
+        skus = [line.split(",")[0] for line in catalog.decode().splitlines()[1:]]
+        template["baskets"] = random.Random(6), skus
     start, done = time.perf_counter(), 0
     try:
         while done < sales:
@@ -66,7 +78,13 @@ def _batch(tx: Any, count: int, config: Any, template: dict[str, Any],
     from daemon.sales.service import SaleRequest, create_sale
 
     for _ in range(count):
-        if priced or not template:
+        if "baskets" in template:
+            rng, skus = template["baskets"]
+            lines = tuple((sku, rng.randint(1, 3))
+                          for sku in rng.sample(skus, rng.randint(1, 4)))
+            create_sale(tx, SaleRequest(uuid.uuid4().hex, lines, 1_000_000),
+                        config.stall, config.billing)
+        elif priced or not template:
             request = SaleRequest(uuid.uuid4().hex, LINES, 2000)
             outcome = create_sale(tx, request, config.stall, config.billing)
             template.update(_template(tx, outcome.sale["seq"]))
@@ -109,10 +127,13 @@ def main() -> int:
                         help="sales per journal transaction (one fsync each)")
     parser.add_argument("--priced", action="store_true",
                         help="price every sale through the sale service (slower)")
+    parser.add_argument("--varied", action="store_true",
+                        help="random priced baskets of the demo catalog (slowest)")
     args = parser.parse_args()
     start = time.perf_counter()
     head = asyncio.run(build_journal(args.state, args.sales, per_tx=args.per_tx,
-                                     priced=args.priced, progress=True))
+                                     priced=args.priced, varied=args.varied,
+                                     progress=True))
     seconds = time.perf_counter() - start
     print(f"journal in {args.state}: head seq {head}, {args.sales} sales in "
           f"{seconds:.0f} s ({args.sales / seconds:.0f}/s)")

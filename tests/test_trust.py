@@ -381,6 +381,8 @@ READ_MODEL_EDITS = [
      " WHERE seq = ?", "receipt"),
     ("excerpt", "UPDATE sales SET receipt = replace(receipt, '|EUR|', '|EUX|')"
      " WHERE seq = ?", "excerpt"),
+    ("carbon", "UPDATE sales SET receipt = replace(receipt, 'Est. footprint',"
+     " 'Est. footprimt') WHERE seq = ?", "carbon part"),
 ]
 
 

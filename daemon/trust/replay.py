@@ -22,9 +22,9 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
-from daemon.billing.carbon import estimate_from_record
 from daemon.journal.canonical import (
     DATA_HEAD,
     canonical_bytes,
@@ -278,7 +278,7 @@ class SalesReplay(_MergeJoin):
         if memo is None or memo[0] is not carbon:
             if len(self._estimates) >= MEMO_ENTRIES:
                 self._estimates.clear()
-            estimate = estimate_from_record(carbon["record"])
+            estimate = _EstimateView(carbon["estimate"])
             memo = (carbon, estimate, _carbon_text(data, estimate))
             self._estimates[id(carbon)] = memo
         record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
@@ -361,6 +361,23 @@ def _wanted_rows(table: str, data: dict[str, Any], seq: int) -> list[Any]:
     if table == "sale_lines":
         return list(_line_rows(data))
     return list(_payment_rows(data, seq))
+
+
+class _EstimateView:
+    """The figures of a sale's carbon estimate as its event recorded them.
+
+    The receipt's carbon lines and summary are built from these, so the
+    stored receipt is checked against the event, not against a recomputation
+    from the factor tables (which would cost a millisecond per distinct basket).
+    """
+
+    def __init__(self, recorded: dict[str, Any]) -> None:
+        self.total_kg = Fraction(recorded["total_kg"])
+        self.low_kg, self.high_kg = (Fraction(x) for x in recorded["range_kg"])
+        self.method_id, self.method_version = recorded["method"]
+        self.datasets = tuple(tuple(d) for d in recorded["datasets"])
+        self.table_hash = recorded["table_hash"]
+        self._text: dict[str, tuple[str, ...]] = {}  # receipt_lines caches here
 
 
 def _carbon_text(data: dict[str, Any], estimate: Any) -> bytes:
