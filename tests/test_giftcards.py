@@ -233,3 +233,11 @@ async def test_verify_replays_balances_and_names_an_edited_one(
     conn.close()
     result = verify_journal(path, device, observers=replay_observers())
     assert result.bad_seq == seq and "gift_cards" in result.reason
+
+
+async def test_openapi_documents_the_balance_body(chf: Chf) -> None:
+    client, token = chf
+    spec = await (await client.get("/api/v1/openapi.json", headers=auth(token))).json()
+    operation = spec["paths"]["/api/v1/gift-cards/balance"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert "code" in schema["properties"]

@@ -23,6 +23,7 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
     from daemon.web.api_billing import REFUND_BODY, SHIFT_CLOSE_BODY
     from daemon.web.api_lan import ELEVATE_BODY
     from daemon.web.api_payments import PAY_CASH_BODY, RESOLVE_BODY, RETRY_BODY
+    from daemon.web.giftcards import BALANCE_BODY
     from daemon.web.trust import CLOSE_DAY_BODY, VERIFY_BODY
 
     return {
@@ -37,6 +38,7 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/receipts/verify"): _json(VERIFY_BODY.openapi()),
         ("POST", "/api/v1/days/close"): _json(CLOSE_DAY_BODY.openapi()),
         ("POST", "/api/v1/sales/{id}/email"): _json(EMAIL_BODY.openapi()),
+        ("POST", "/api/v1/gift-cards/balance"): _json(BALANCE_BODY.openapi()),
         ("POST", LIVE_EVENTS): _json(
             {"oneOf": [spec.openapi() for spec in LIVE_SPECS.values()]}),
         ("POST", "/api/v1/catalog/import"): {
