@@ -133,6 +133,15 @@ async def test_unknown_or_malformed_code_sells_nothing(chf: Chf) -> None:
     assert "16 letters" in bad["detail"]
 
 
+async def test_a_payout_cannot_load_money_onto_a_gift_card(chf: Chf) -> None:
+    _, (code,) = await issue(chf)
+    returns = {**body([("SEIFE", 1)], spend(code, 50)),
+               "deposit_returns": [{"packaging": "jar", "qty": 20}]}  # -10,00
+    problem = await call(chf, "/api/v1/sales", returns, 422)
+    assert "wrong sign" in problem["detail"]
+    assert await balance(chf, code) == 1000
+
+
 async def test_two_tablets_spending_the_last_of_a_card_one_wins(chf: Chf) -> None:
     _, (code,) = await issue(chf)
     client, token = chf

@@ -110,6 +110,9 @@ def plan_sale(tx: Tx, request: Any, currency: Currency) -> GiftCardPlan:
     for i, tender in enumerate(tenders):
         if tender.method != KIND:
             continue
+        if type(tender.amount_minor) is not int or tender.amount_minor <= 0:
+            raise InputError("a gift card pays a positive amount; a payout is "
+                             "paid in cash", field="payment")
         code = normalize_code(tender.ref, "payment.ref")
         digest = code_hash(code)
         asked[digest] = asked.get(digest, 0) + tender.amount_minor
