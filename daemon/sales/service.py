@@ -31,7 +31,7 @@ from daemon.billing.carbon import (
     receipt_lines,
 )
 from daemon.billing.discounts import Discount
-from daemon.billing.rounding import round_fraction
+from daemon.billing.rounding import div_round
 from daemon.billing.tenders import Tender
 from daemon.config import StallConfig
 from daemon.errors import NotFoundError
@@ -274,7 +274,9 @@ def _vat_line(stall: StallConfig) -> str:
 def carbon_summary(estimate: CarbonEstimate, flags: Sequence[Sequence[str]]
                    ) -> dict[str, Any]:
     """Return the estimate as the API and pages show it: whole grams and range."""
-    grams = [round_fraction(kg * GRAMS_PER_KG, "half_up")
+    # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
+    # gcd) per figure; the result is the same whether or not n/d is reduced
+    grams = [div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
              for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg)]
     return {"co2e_g": grams[0], "low_g": grams[1], "high_g": grams[2],
             "method": [estimate.method_id, estimate.method_version],
