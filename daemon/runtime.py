@@ -17,6 +17,7 @@ from daemon.config import Config
 from daemon.errors import FatalError, RetryLaterError
 from daemon.journal.readers import Reader
 from daemon.journal.store import Journal, Tx
+from daemon.journal.verify import open_readonly
 from daemon.lan.sessions import Lan, TabletSession
 from daemon.sales import queries
 from daemon.sales.service import SaleOutcome, SaleRequest, create_sale
@@ -56,6 +57,7 @@ class Stallbox:
         # Called on the loop once a catalog import is durable (display, #8).
         self.catalog_listeners: list[Callable[[], None]] = []
         self._check_task: asyncio.Task[None] | None = None
+        self._check_conn: sqlite3.Connection | None = None
         self._key_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -71,6 +73,8 @@ class Stallbox:
     async def stop(self) -> None:
         """Refuse new work, let queued transactions finish, close the journal."""
         self.accepting = False
+        if self._check_conn is not None:  # a stop never waits for the check
+            self._check_conn.interrupt()
         if self._check_task:
             self._check_task.cancel()
         if self._key_task:
@@ -86,15 +90,29 @@ class Stallbox:
             key_timer(self.journal, signer, self.config.epoch_max_s))
 
     async def _quick_check(self) -> None:
-        # quick_check reads the whole file; on a 1 M-sale journal that takes
-        # seconds, so it runs after the daemon is ready and sales wait only if
-        # it finds damage.
-        result = await self.reader.run(
-            lambda c: c.execute("PRAGMA quick_check").fetchone()[0])
+        # quick_check reads the whole file; on a 1 M-sale journal (4.7 GB) that
+        # takes minutes, so it runs after the daemon is ready, on a connection
+        # of its own rather than in a reader thread, and stop() interrupts it
+        # (a SIGTERM must not wait for it, #7). Sales wait only if it finds damage.
+        result = await asyncio.to_thread(self._run_quick_check)
+        if result is None:  # interrupted by stop()
+            return
         self.health.integrity = result
         if result != "ok":
             self.accepting = False
             _LOG.error("journal quick_check failed: %s; sales refused", result)
+
+    def _run_quick_check(self) -> str | None:
+        conn = open_readonly(self.journal.path)
+        conn.execute("PRAGMA mmap_size = 0")  # a mapped 4.7 GB file would count as RSS
+        self._check_conn = conn
+        try:
+            return str(conn.execute("PRAGMA quick_check").fetchone()[0])
+        except sqlite3.OperationalError:  # interrupted
+            return None
+        finally:
+            self._check_conn = None
+            conn.close()
 
     def _check_accepting(self) -> None:
         if not self.accepting:

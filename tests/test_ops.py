@@ -188,3 +188,31 @@ def _fill(path: Path, mount: Path, leave_bytes: int) -> None:
             out.write(b"\0" * size)
         except OSError:
             pass  # full: exactly what the test wants
+
+
+async def test_stop_interrupts_the_integrity_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM soon after start must not wait for quick_check, which takes
+    minutes on a 1 M-sale journal: here it is slowed down to as long."""
+    import asyncio
+    import time
+
+    from daemon import runtime
+
+    real_open = runtime.open_readonly
+
+    def slow_open(path: Path) -> sqlite3.Connection:
+        conn = real_open(path)
+        conn.set_progress_handler(lambda: time.sleep(0.05) or 0, 10)
+        return conn
+
+    monkeypatch.setattr(runtime, "open_readonly", slow_open)
+    box = runtime.Stallbox(make_config(tmp_path))
+    await box.open()
+    for _ in range(50):
+        if box._check_conn is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert box._check_conn is not None  # the check is running
+    await asyncio.wait_for(box.stop(), 10.0)  # the check alone would take minutes
+    assert box.health.integrity == "checking"  # interrupted, not finished
