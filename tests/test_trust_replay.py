@@ -152,9 +152,10 @@ EDITS = [
 
 @pytest.mark.parametrize(("table", "sql", "seq_sql"), EDITS,
                          ids=[f"{e[0]}-{i}" for i, e in enumerate(EDITS)])
+@pytest.mark.parametrize("processes", [1, 2])
 async def test_an_edited_row_of_each_covered_table_is_named(
         rich_state: Path, tmp_path: Path, table: str, sql: str,
-        seq_sql: str) -> None:
+        seq_sql: str, processes: int) -> None:
     src = rich_state / JOURNAL_FILE
     conn = sqlite3.connect(src)
     seq = conn.execute(seq_sql).fetchone()[0]
@@ -165,7 +166,7 @@ async def test_an_edited_row_of_each_covered_table_is_named(
     assert conn.execute(sql).rowcount == 1 or table in ("refunds", "refund_lines")
     conn.commit()
     conn.close()
-    result = _verify(dst, rich_state)
+    result = _verify(dst, rich_state, processes)
     assert result.bad_seq == seq and table.split("_")[0] in result.reason, result
 
 
