@@ -217,6 +217,10 @@ class PrinterService:
             if job["status"] == "printing" and job["id"] in pending:
                 job["status"] = "printed"
 
+    def unjournaled_printed(self) -> int:
+        """Return how many printed jobs still wait for their print.done commit."""
+        return len(self._store.printed_unjournaled) if self._store else 0
+
     def state_dict(self) -> dict[str, Any]:
         """Return the printer state for /healthz and the pages."""
         state = self._worker.printer_state

@@ -45,6 +45,14 @@ async def _jobs(url: str, token: str, sale_id: str) -> list[str]:
         return [job["status"] for job in (await resp.json())["print_jobs"]]
 
 
+async def _metrics(url: str, token: str) -> str:
+    async with aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"}) as session:
+        resp = await session.get(url + "metrics")
+        assert resp.status == 200
+        return await resp.text()
+
+
 def _kinds(db: Path) -> list[str]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -73,6 +81,8 @@ def test_power_cut_before_print_done_is_journaled_reprints_marked(
             jobs = asyncio.run(_jobs(daemon.url, token, sale["id"]))
             assert jobs == ["printed"]
             assert _kinds(state / "journal.sqlite3") == ["print.started"]
+            assert "\nstallbox_print_queue_jobs 0\n" in asyncio.run(
+                _metrics(daemon.url, token))
         finally:
             daemon.kill()  # the power cut
         daemon = DaemonProcess(config)

@@ -65,6 +65,8 @@ async def exposition(app: web.Application, guard: DiskGuard,
     box = app[STALLBOX]
     doc = document(app, guard)
     sales, queued = await box.reader.run(_counts)
+    if box.printer is not None:  # printed, print.done not journaled yet (#7)
+        queued = max(0, queued - box.printer.unjournaled_printed())
     lines = [
         *metrics.gauge("stallbox_up", int(doc["status"] == "ok"),
                        "1 while sales are accepted."),
