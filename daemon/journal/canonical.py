@@ -43,7 +43,7 @@ def _may_hold_float(text: str) -> bool:
     delimits a string, so the even-numbered pieces of a split on '"' are all the
     text outside strings. A backslash (an escaped quote or control character)
     answers True and the caller walks the value: slower, never wrong. Scanning
-    the text costs a fraction of walking a sale's 150 values in Python.
+    a sale's 2.5 kB body takes about half as long as walking its 150 values.
     """
     if "\\" in text:
         return True
