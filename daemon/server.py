@@ -102,6 +102,9 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
                 await announcer.stop()
             # Closing the listener refuses new connections; requests already
             # in flight finish (up to SHUTDOWN_TIMEOUT_S) and may still sell.
+            # Closed before STOPPING=1 is sent, so whoever sees that sees the
+            # door shut (test_notify raced it on a loaded machine).
+            await site.stop()
             _LOG.info("stopping: refusing new connections, finishing in-flight work")
             notifier.stopping("stopping: finishing in-flight sales and printing")
         finally:
