@@ -119,3 +119,24 @@ async def test_verify_names_the_first_bad_seq(tmp_path: Path, sql: str,
 
 def test_canonical_bytes_are_sorted_compact_utf8() -> None:
     assert canonical_bytes({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+async def test_a_failing_after_commit_callback_strands_no_caller(
+        journal: Journal) -> None:
+    seen: list[int] = []
+
+    def listener_fails(tx):
+        tx.after_commit(lambda: 1 / 0)
+        return tx.append("t", {"a": 1}).seq
+
+    def listener_works(tx):
+        event = tx.append("t", {"b": 2})
+        tx.after_commit(lambda: seen.append(event.seq))
+        return event.seq
+
+    results = await asyncio.wait_for(asyncio.gather(
+        journal.transact(listener_fails), journal.transact(listener_works),
+        journal.append("t", {"c": 3})), timeout=10)
+
+    assert [results[0], results[1], results[2].seq] == [1, 2, 3]
+    assert seen == [2]
