@@ -244,6 +244,22 @@ async def test_verify_replays_balances_and_names_an_edited_one(
     assert result.bad_seq == seq and "gift_cards" in result.reason
 
 
+async def test_a_journal_older_than_gift_cards_still_verifies(
+        chf: Chf, state_dir: Path) -> None:
+    await call(chf, "/api/v1/sales", body([("SEIFE", 1)], cash(2000)), 201)
+    client, _ = chf
+    await client.close()
+    device = DeviceIdentity.load_or_create(state_dir).public_bytes
+    path = state_dir / JOURNAL_FILE
+    conn = sqlite3.connect(path)  # as a journal written before gift cards existed
+    conn.execute("DROP TABLE gift_card_returns")
+    conn.execute("DROP TABLE gift_cards")
+    conn.commit()
+    conn.close()
+    result = verify_journal(path, device, observers=replay_observers())
+    assert result.ok, result.reason
+
+
 async def test_openapi_documents_the_balance_body(chf: Chf) -> None:
     client, token = chf
     spec = await (await client.get("/api/v1/openapi.json", headers=auth(token))).json()

@@ -120,14 +120,15 @@ def _rows(conn: sqlite3.Connection) -> Iterator[Row]:
 
 
 def _seals(conn: sqlite3.Connection) -> Iterator[SealRow]:
-    if not _has_table(conn, "seals"):
+    if not has_table(conn, "seals"):
         return
     cursor = conn.execute("SELECT seq, epoch, hash, signature FROM seals ORDER BY seq")
     while rows := cursor.fetchmany(FETCH_ROWS):
         yield from rows
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Tell whether the journal has a table (an older journal may lack a newer one)."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                        (name,)).fetchone()
     return row is not None

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from daemon.journal.canonical import canonical_bytes
-from daemon.journal.verify import Fault
+from daemon.journal.verify import Fault, has_table
 
 Row = tuple[Any, ...]
 FETCH_ROWS = 4096
@@ -67,7 +67,7 @@ class _Keyed:
 
     def finish(self) -> Fault | None:
         wanted = dict(self.rows)
-        if not _has_table(self.conn, self.table):  # a journal older than the table
+        if not has_table(self.conn, self.table):  # a journal older than the table
             if not wanted:
                 return None
             row, seq = min(wanted.values(), key=lambda x: x[1])
@@ -84,12 +84,6 @@ class _Keyed:
             row, seq = min(wanted.values(), key=lambda x: x[1])
             return seq, f"{self.table} lacks the row {self.key(row)!r} its events made"
         return None
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                       " AND name = ?", (name,)).fetchone()
-    return row is not None
 
 
 def _seq_of(row: Row) -> int:
