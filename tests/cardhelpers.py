@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
-from device.sim.zvt_terminal import ZvtTerminalSim
+from device.sim.zvt_terminal import ZvtSimBehaviour, ZvtTerminalSim
+from device.terminal import zvt
 from device.terminal import zvt_apdu as z
 from tests.conftest import auth
 
@@ -25,6 +29,24 @@ CATALOG = (
     "QUIT,Kerze grün,\"2,66\",standard,Kerzen\n"
 ).encode()
 PAYMENT_WAIT_S = 15.0
+
+
+def shrink_zvt_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the driver's timeouts so a silent terminal shows within seconds."""
+    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+
+
+@contextmanager
+def running_zvt(tmp_path: Path, behaviour: ZvtSimBehaviour | None = None
+                ) -> Iterator[ZvtTerminalSim]:
+    """Run a simulated ZVT terminal on a real pty at tmp_path/ttyZVT."""
+    terminal = ZvtTerminalSim(tmp_path / "ttyZVT", behaviour)
+    terminal.start()
+    try:
+        yield terminal
+    finally:
+        terminal.stop()
 
 
 def card_body(ref: str, sku: str = "TEE", qty: int = 1) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from daemon.journal.store import Tx
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtSimBehaviour, ZvtTerminalSim
-from device.terminal import zvt
+from tests.cardhelpers import running_zvt, shrink_zvt_timeouts
 from tests.conftest import make_config
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TABLET, Daemon, tap_product
 from tests.test_sale_billing import BILLING
@@ -59,16 +59,13 @@ WATCH_JS = """() => {
 
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT", ZvtSimBehaviour(step_delay_s=0.5))
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path, ZvtSimBehaviour(step_delay_s=0.5)) as terminal:
+        yield terminal
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

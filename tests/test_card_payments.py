@@ -23,8 +23,10 @@ from tests.cardhelpers import (
     authorisations,
     card_body,
     event_kinds,
+    running_zvt,
     sell_by_card,
     settled,
+    shrink_zvt_timeouts,
     stock,
 )
 from tests.conftest import auth, make_config, pair, use_pages
@@ -36,18 +38,15 @@ FULL_PAN = "4111111111111111"
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink the driver's timeouts so silence is noticed within seconds."""
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
     monkeypatch.setattr(zvt, "REOPEN_S", 1.0)
     monkeypatch.setattr(zvt, "ABORT_WAIT_S", 5.0)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 def terminal_section(port: Path, **extra: Any) -> dict[str, Any]:

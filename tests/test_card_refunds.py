@@ -20,7 +20,14 @@ from device.sim.printer import SimulatedPrinter
 from device.sim.zvt_terminal import ZvtTerminalSim
 from device.terminal import zvt
 from device.terminal import zvt_apdu as z
-from tests.cardhelpers import PAYMENT_WAIT_S, event_kinds, settled, stock
+from tests.cardhelpers import (
+    PAYMENT_WAIT_S,
+    event_kinds,
+    running_zvt,
+    settled,
+    shrink_zvt_timeouts,
+    stock,
+)
 from tests.conftest import auth, make_config, pair
 
 pytestmark = pytest.mark.timeout(90)
@@ -30,8 +37,7 @@ ALL = "all"
 @pytest.fixture(autouse=True)
 def fast_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink driver timeouts and printer backoff so faults show within seconds."""
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
     monkeypatch.setattr(zvt, "REOPEN_S", 1.0)
     monkeypatch.setattr(worker_module, "BACKOFF_FIRST_S", 0.05)
     monkeypatch.setattr(worker_module, "BACKOFF_MAX_S", 0.2)
@@ -39,10 +45,8 @@ def fast_devices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 @pytest.fixture

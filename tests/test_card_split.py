@@ -20,7 +20,13 @@ from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
 from device.terminal import zvt
 from device.terminal import zvt_apdu as z
-from tests.cardhelpers import authorisations, event_kinds, settled
+from tests.cardhelpers import (
+    authorisations,
+    event_kinds,
+    running_zvt,
+    settled,
+    shrink_zvt_timeouts,
+)
 from tests.conftest import auth, make_config, pair
 
 pytestmark = pytest.mark.timeout(90)
@@ -32,17 +38,14 @@ CHF = 756
 
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
     monkeypatch.setattr(zvt, "REOPEN_S", 1.0)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from daemon.display.service import display_for
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtSimBehaviour, ZvtTerminalSim
-from device.terminal import zvt
-from tests.cardhelpers import stock
+from tests.cardhelpers import running_zvt, shrink_zvt_timeouts, stock
 from tests.conftest import make_config, pair, use_pages
 
 pytestmark = pytest.mark.timeout(90)
@@ -27,17 +26,14 @@ EVENT_WAIT_S = 20.0  # generous: the machine may be loaded; no timing is asserte
 
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
     # Slow steps keep each prompt on the terminal long enough to be seen.
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT", ZvtSimBehaviour(step_delay_s=0.3))
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path, ZvtSimBehaviour(step_delay_s=0.3)) as terminal:
+        yield terminal
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
 from device.sim.zvt_terminal import ZvtTerminalSim
-from device.terminal import zvt
-from tests.cardhelpers import settled, stock
+from tests.cardhelpers import running_zvt, settled, shrink_zvt_timeouts, stock
 from tests.conftest import auth, make_config, pair
 from tests.livehelpers import deliver, integration, rfc3339
 
@@ -28,16 +27,13 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
-from device.terminal import zvt
-from tests.cardhelpers import settled
+from tests.cardhelpers import running_zvt, settled, shrink_zvt_timeouts
 from tests.conftest import auth, make_config, pair
 from tests.synchelpers import STALL, Receiver
 from tests.test_sale_billing import BILLING, CATALOG
@@ -27,16 +26,13 @@ from tests.test_sale_billing import BILLING, CATALOG
 
 @pytest.fixture(autouse=True)
 def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zvt, "ACK_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
+    shrink_zvt_timeouts(monkeypatch)
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from device.terminal.base import (
 )
 from device.terminal.link import LinkSettings
 from device.terminal.zvt import ZvtSettings, ZvtTerminal, ZvtTimeouts
+from tests.cardhelpers import running_zvt
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,10 +29,8 @@ FAST = ZvtTimeouts(
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    terminal = ZvtTerminalSim(tmp_path / "ttyZVT")
-    terminal.start()
-    yield terminal
-    terminal.stop()
+    with running_zvt(tmp_path) as terminal:
+        yield terminal
 
 
 @pytest.fixture
