@@ -19,5 +19,13 @@ if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv
     fi
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+# Install again only when pyproject.toml or the extras changed since the last
+# install (an editable install picks up code changes by itself), so a second
+# `scripts/demo.sh` starts at once and without the network.
+stamp=".venv/.stallbox-installed-${extras:-base}"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+    echo "$wanted" > "$stamp"
+fi
