@@ -132,7 +132,7 @@ def render_thanks(sale: dict[str, Any], money: Money) -> str:
 
 
 PAGE = """<!doctype html>
-<html lang="{lang}">
+<html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -144,7 +144,7 @@ PAGE = """<!doctype html>
 <body class="display display-{size} state-{state}" data-events="{events}">
 <main>
 <section id="cart" class="cart-region" aria-live="polite">{cart}</section>
-<aside id="slot" class="slot-region" aria-label="Offers">{slot}</aside>
+<aside id="slot" class="slot-region" aria-label="Offers" lang="{lang}">{slot}</aside>
 </main>
 </body>
 </html>
@@ -158,7 +158,11 @@ REFRESH_S = {"cart": 5, "card": 2}
 
 def render_page(*, lang: str, stall: str, size: str, state: str, events: str,
                 cart: str, slot: str) -> str:
-    """Return the whole display page from its parts (slot and cart are HTML)."""
+    """Return the whole display page from its parts (slot and cart are HTML).
+
+    The page's own texts are English; the slot carries the cohort's language,
+    the language its creatives are chosen for.
+    """
     return PAGE.format(lang=e(lang), stall=e(stall),
                        refresh=REFRESH_S.get(state, BUCKET_S),
                        size=e(size), state=e(state), events=e(events),
