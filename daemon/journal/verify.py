@@ -40,6 +40,9 @@ MMAP_BYTES = 256 << 20
 # it saves, and small journals are what the tamper tests walk.
 PARALLEL_MIN_EVENTS = 50_000
 Fault = tuple[int, str]
+# The writer stores bodies as BLOBs; a TEXT one was edited through SQL (cast,
+# substr, ||), even when its bytes still hash right.
+TEXT_BODY = "body is stored as TEXT, not the BLOB the journal writer wrote"
 DataParser = Callable[[str, int], Any]
 
 
@@ -95,6 +98,7 @@ class _Trust:
     epoch: int = 0
     stall_id: str | None = None
     warnings: list[str] = field(default_factory=list)
+    unsealed: tuple[int, int] | None = None  # (epoch, cert seq) with no seal yet
 
 
 Row = tuple[int, str, str, bytes, bytes, bytes]
@@ -257,6 +261,8 @@ def _replay_only(conn: sqlite3.Connection, observers: list[Observer],
                 targets, parse = router.targets(kind, seq)
                 if not targets:
                     continue
+                if isinstance(body, str):
+                    return seq, TEXT_BODY
                 data = None
                 if parse:
                     try:
@@ -354,10 +360,13 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
         if record is None and targets:
             record = {"data": None, "kind": kind, "seq": seq, "ts": ts}
         if not fault and kind == CERT_KIND:
-            fault = _check_cert(trust, record, seq, prev)
+            if seal is not None or sealed:  # none at all: "not signed" below
+                fault = _epoch_sealed(trust)
+            fault = fault or _check_cert(trust, record, seq, prev)
         if not fault and seal is not None and seal[0] <= seq:
             fault = _check_seal(trust, seal, seq, bytes(digest))
             seal, sealed, sealed_seq = next(seals, None), sealed + 1, seq
+            trust.unsealed = None
         if fault:
             return _fail(count, expected_seq, fault, trust)
         for observer in targets if not fault else ():
@@ -382,6 +391,8 @@ def _finish(count: int, head: int, seal: SealRow | None,
     fault = _finish_observers(observers)
     if fault:
         return _fail(count, fault[0], fault[1], trust)
+    if sealed and (missing := _epoch_sealed(trust)):
+        return _fail(count, trust.unsealed[1], missing, trust)  # type: ignore[index]
     if trust.device_public is not None and count and not sealed:
         return _fail(count, 1, "no seal at all: the journal is not signed", trust)
     if head > sealed_seq and sealed:
@@ -394,10 +405,10 @@ def _finish(count: int, head: int, seal: SealRow | None,
 def _check_event(expected_seq: int, prev: bytes, seq: int, ts: str, kind: str,
                  body: bytes, prev_hash: bytes, digest: bytes,
                  parsers: dict[str, DataParser] | None) -> tuple[str, Any]:
-    if isinstance(body, str):  # an edit through SQL text functions
-        body = body.encode("utf-8")
     if seq != expected_seq:
         return f"sequence gap: expected seq {expected_seq}, found {seq}", None
+    if isinstance(body, str):
+        return TEXT_BODY, None
     if bytes(prev_hash) != prev:
         return "prev_hash does not match the previous event's hash", None
     if chain_hash(prev, bytes(body)) != bytes(digest):
@@ -445,7 +456,22 @@ def _check_cert(trust: _Trust, record: dict[str, Any], seq: int, prev: bytes) ->
     fault = _check_cert_signer(trust, cert, signer)
     if not fault:
         trust.keys[epoch], trust.epoch, trust.stall_id = public, epoch, cert["stall_id"]
+        trust.unsealed = (epoch, seq)
     return fault
+
+
+def _epoch_sealed(trust: _Trust) -> str:
+    """Name the epoch certified in this walk that no seal of its own followed.
+
+    A rotation journals the certificate and seals the head with the new key
+    in one commit, so every epoch holds at least one seal; one without any
+    lost its seal(s) after the fact.
+    """
+    if trust.unsealed is None:
+        return ""
+    epoch, cert_seq = trust.unsealed
+    return (f"epoch {epoch} (certified at seq {cert_seq}) has no seal: its "
+            "rotation committed one, so seals were removed")
 
 
 def _check_cert_signer(trust: _Trust, cert: dict[str, Any], signer: str) -> str:

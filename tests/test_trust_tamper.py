@@ -1,0 +1,85 @@
+"""verify against SQL-level tampering: TEXT bodies (both walks) and removed seals."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.config import Config
+from daemon.journal import verify
+from daemon.journal.verify import verify_journal
+from daemon.runtime import JOURNAL_FILE
+from daemon.trust.replay import replay_observers
+from tests.test_trust import _device_public, _journal_after_a_shift, _tamper
+
+TEXT_EDITS = {
+    "cast": "UPDATE events SET body = CAST(body AS TEXT) WHERE seq = ?",
+    "substr": "UPDATE events SET body = substr(body, 1, 10) || x'20' ||"
+              " substr(body, 11) WHERE seq = ?",
+}
+
+
+@pytest.mark.parametrize("edit", sorted(TEXT_EDITS))
+@pytest.mark.parametrize("processes", [1, 2, None])
+async def test_a_text_body_is_named_by_both_walks(
+        aiohttp_client: Any, config: Config, tmp_path: Path, edit: str,
+        processes: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """None: the automatic choice, with the split threshold lowered to this journal."""
+    monkeypatch.setattr(verify, "PARALLEL_MIN_EVENTS", 2)
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    conn = sqlite3.connect(src)
+    seq = conn.execute("SELECT seq FROM events WHERE kind = 'sale.completed'"
+                       " ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    conn.close()
+    dst = _tamper(src, tmp_path / "j.sqlite3", TEXT_EDITS[edit], (seq,))
+    assert sqlite3.connect(dst).execute(
+        "SELECT typeof(body) FROM events WHERE seq = ?", (seq,)).fetchone() == ("text",)
+    result = verify_journal(dst, device, observers=replay_observers(),
+                            processes=processes)
+    assert result.bad_seq == seq and "TEXT" in result.reason, result
+    assert verify_journal(src, device, observers=replay_observers(),
+                          processes=processes).ok
+
+
+def _seals(path: Path) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT seq, epoch FROM seals ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_removing_every_seal_of_an_epoch_is_named(
+        aiohttp_client: Any, config: Config, tmp_path: Path) -> None:
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    seals = _seals(src)
+    epochs = {epoch for _, epoch in seals}
+    assert epochs == {1, 2}, seals  # every epoch committed a seal with its rotation
+    for epoch in sorted(epochs):
+        dst = _tamper(src, tmp_path / f"e{epoch}.sqlite3",
+                      "DELETE FROM seals WHERE epoch = ?", (epoch,))
+        result = verify_journal(dst, device)
+        assert not result.ok and f"epoch {epoch}" in result.reason, result
+        assert "no seal" in result.reason
+
+
+async def test_a_removed_seal_with_a_later_one_in_its_epoch_is_not_named(
+        aiohttp_client: Any, config: Config, tmp_path: Path) -> None:
+    """By design (docs/trust.md): seals fall where commits end, not at seqs the
+    walk can predict, and the later seal authenticates the whole prefix."""
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    seals = _seals(src)
+    kept = [s for s in seals if sum(e == s[1] for _, e in seals) > 1]
+    if not kept:
+        pytest.skip("no epoch with two seals in this journal")
+    first = min(seq for seq, _ in kept)
+    dst = _tamper(src, tmp_path / "mid.sqlite3", "DELETE FROM seals WHERE seq = ?",
+                  (first,))
+    result = verify_journal(dst, device)
+    assert result.ok and result.seals == len(seals) - 1
