@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -21,7 +23,14 @@ if TYPE_CHECKING:
     from daemon.sales.settings import BillingSettings
 
 MAX_CONFIG_BYTES = 256 * 1024
+# Config text ends up on receipts, pages and in mail headers: no control
+# characters (line breaks, tabs, escapes) and no Unicode line separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 CODEPAGES = ("cp858", "cp437", "cp850", "cp852", "cp1252", "cp866")
+STALL_KEYS = ("name", "currency", "pricing", "address", "vat_id", "locale", "id",
+              "receipt_footer")
+PRINTER_KEYS = ("port", "baudrate", "bytesize", "parity", "stopbits", "flow_control",
+                "codepage", "profile", "columns", "cut")
 BILLING_SECTIONS = ("cash", "packaging", "carbon", "contribution")
 DEFAULT_RATES = {
     "standard": ("A", 1900, "19 %"),
@@ -86,18 +95,28 @@ class Config:
 class _Section:
     """Typed, key-naming access to one TOML table; records which keys were used."""
 
-    def __init__(self, name: str, table: Any) -> None:
+    def __init__(self, name: str, table: Any,
+                 known: Iterable[str] | None = None) -> None:
         if not isinstance(table, dict):
             raise ConfigError(name, "must be a table, e.g. [" + name + "]")
         self.name = name
         self.table: dict[str, Any] = table
         self.seen: set[str] = set()
+        if known is not None:  # a typo is named before the key it hides is missed
+            self.seen.update(known)
+            self.check_unknown()
+            self.seen.clear()
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         self.seen.add(key)
         full = f"{self.name}.{key}"
         if key not in self.table:
             if default is ...:
+                typo = difflib.get_close_matches(
+                    key, [k for k in self.table if k not in self.seen], 1, 0.6)
+                if typo:
+                    raise ConfigError(f"{self.name}.{typo[0]}",
+                                      f"is not a known key; did you mean {key}?")
                 raise ConfigError(full, "is required")
             return default
         value = self.table[key]
@@ -105,6 +124,9 @@ class _Section:
             raise ConfigError(full, f"must be {_kind_name(kind)}, not a boolean")
         if not isinstance(value, kind):
             raise ConfigError(full, f"must be {_kind_name(kind)}, got {value!r}"[:200])
+        if _has_control(value):
+            raise ConfigError(full, "must not contain control characters "
+                              "(line breaks, tabs, escapes)")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...] | Mapping[str, Any],
@@ -125,7 +147,22 @@ class _Section:
     def check_unknown(self) -> None:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
-            raise ConfigError(f"{self.name}.{unknown[0]}", "is not a known key")
+            key = unknown[0]
+            near = difflib.get_close_matches(key, sorted(self.seen), 1, 0.6)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(f"{self.name}.{key[:60]}", "is not a known key" + hint)
+
+
+def _has_control(value: Any) -> bool:
+    """Return True when a string, or one in a list, has a control character.
+
+    A table is not searched: its own _Section checks each value it reads.
+    """
+    if isinstance(value, str):
+        return _CONTROL.search(value) is not None
+    if isinstance(value, list):
+        return any(_has_control(v) for v in value)
+    return False
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -152,7 +189,25 @@ def load_config(path: Path) -> Config:
         raise ConfigError(str(path), "file is not UTF-8") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), f"not valid TOML: {err}") from err
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise ConfigError(_huge_number_key(raw.decode("utf-8")) or str(path),
+                          "number too large") from err
     return parse_config(data, base_dir=path.parent, source=str(path))
+
+
+def _huge_number_key(text: str) -> str | None:
+    """Return the dotted key of the first line holding a 1000-digit number."""
+    table = ""
+    for line in text.splitlines():
+        head = re.match(r"\s*\[+\s*([^\]]*?)\s*\]", line)
+        if head:
+            table = head.group(1).replace('"', "")
+            continue
+        assign = re.match(r"\s*([^=\s]+)\s*=.*[0-9_]{1000}", line)
+        if assign:
+            key = assign.group(1).replace('"', "")[:60]
+            return f"{table}.{key}" if table else key
+    return None
 
 
 def parse_config(data: Mapping[str, Any], *, base_dir: Path,
@@ -165,7 +220,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     for key in data:
         if key not in known:
             raise ConfigError(key, "is not a known section")
-    stall = _parse_stall(_Section("stall", data.get("stall", {})),
+    stall = _parse_stall(_Section("stall", data.get("stall", {}), STALL_KEYS),
                          _Section("tax", data.get("tax", {})))
     http = _Section("http", data.get("http", {}))
     host = _parse_host(http.get("host", str, "127.0.0.1"))
@@ -200,9 +255,11 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
     from daemon.sales.settings import parse_billing  # imports this module
 
     billing = parse_billing(data, stall.currency, base_dir)
-    from daemon.payments.settings import parse_terminal  # imports this module
+    terminal = None
+    if "terminal" in data:  # the drivers it imports cost start-up time (#7)
+        from daemon.payments.settings import parse_terminal  # imports this module
 
-    terminal = parse_terminal(data.get("terminal"), stall.currency)
+        terminal = parse_terminal(data["terminal"], stall.currency)
     from daemon.ereceipt.settings import parse_email  # imports this module
 
     email = parse_email(data.get("email"), base_dir)
@@ -331,7 +388,7 @@ def _parse_url(url: str) -> str:
 def _parse_printer(table: Any) -> PrinterSettings | None:
     if table is None:
         return None
-    sec = _Section("printer", table)
+    sec = _Section("printer", table, PRINTER_KEYS)
     port = sec.get("port", str)
     if not port.startswith("/"):
         raise ConfigError("printer.port", "must be an absolute device path, "

@@ -54,6 +54,8 @@ def parse_email(table: Any, base_dir: Path) -> EmailSettings | None:
     except AddressError as err:
         raise ConfigError("email.from", str(err)) from err
     password_file = sec.get("password_file", str, "")
+    if password_file:
+        _check_password_file(base_dir / password_file)
     settings = EmailSettings(
         host=host, port=sec.int_range("port", 1, 65535, 587),
         starttls=sec.get("starttls", bool, True), sender=sender,
@@ -64,3 +66,23 @@ def parse_email(table: Any, base_dir: Path) -> EmailSettings | None:
         timeout_s=sec.int_range("timeout_s", 1, 300, 30))
     sec.check_unknown()
     return settings
+
+
+def _check_password_file(path: Path) -> None:
+    """Refuse at start a password file the outbox could not read; never its text."""
+    key = "email.password_file"
+    try:
+        if not path.is_file():
+            raise ConfigError(key, f"{str(path)[:200]} is not a file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PASSWORD_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(key, f"cannot read {str(path)[:200]} "
+                          f"({err.strerror})") from err
+    if len(raw) > MAX_PASSWORD_BYTES:
+        raise ConfigError(key, f"larger than {MAX_PASSWORD_BYTES} bytes; it holds "
+                          "the password on its first line")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(key, "is not UTF-8 text") from err

@@ -49,6 +49,7 @@ _LOG = logging.getLogger(__name__)
 MAX_PACKAGING_TYPES = 50
 MAX_CATEGORY_MAPPINGS = 500
 MAX_MATERIALS = 50
+MAX_DECIMAL_CHARS = 40  # "0.000000293" or "2.93e-7": figures are short
 MATERIAL_PREFIX = "material:"  # factor ids of [carbon.materials.NAME]
 DEFAULT_METHODOLOGY_URL = "/methodology"
 # ECB euro foreign exchange reference rate, USD per EUR, 2021 annual average;
@@ -251,6 +252,9 @@ def _material(key: str, table: Any) -> EmissionFactor:
 def _decimal(sec: _Section, key: str, default: str) -> Fraction:
     """Read a non-negative decimal figure given as text ("0.9")."""
     text = sec.get(key, str, default)
+    if len(text) > MAX_DECIMAL_CHARS:  # Fraction() of 5000 digits raises ValueError
+        raise ConfigError(f"{sec.name}.{key}", "must be 0 to 1000000, "
+                          f"at most {MAX_DECIMAL_CHARS} characters")
     try:
         value = parse_decimal(text)
     except InputError as err:
@@ -290,6 +294,9 @@ def _conversion(sec: _Section, currency: Currency) -> SpendConversion | None:
     year = sec.int_range("price_year", 1990, 2100, EPA_PRICE_YEAR)
     if not text:
         return None
+    if len(text) > MAX_DECIMAL_CHARS:
+        raise ConfigError("carbon.usd_per_unit", "must be a positive number, "
+                          f"at most {MAX_DECIMAL_CHARS} characters")
     try:
         rate = parse_decimal(text)
     except InputError as err:
@@ -310,6 +317,9 @@ def _check_materials(packaging: Mapping[str, PackagingType],
             raise ConfigError(f"packaging.{kind.key}.material",
                               f"{kind.material[:60]!r} is not a mass-based "
                               "emission factor id")
+        if not kind.mass_g:  # the factor is per kg: without a mass it would add 0
+            raise ConfigError(f"packaging.{kind.key}.mass_g", "is required with "
+                              "material: the mass per unit in grams, 1 to 100000")
 
 
 def _parse_contribution(sec: _Section,
