@@ -15,15 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ifaddr
-
 from daemon.config import Config
 from daemon.control import ask_daemon
-from daemon.discovery import allowed_addresses
 from daemon.errors import RetryLaterError
 from daemon.runtime import Stallbox
 from daemon.sales.receipt import LayoutLine
-from device.printer.escpos import encode_lines
+from device.printer.escpos import encode_lines, load_in_thread
 
 WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -33,6 +30,11 @@ def till_urls(host: str, port: int, scheme: str = "http") -> list[str]:
     if host not in WILDCARDS:
         addresses = [host]
     else:
+        # Imported here: ifaddr and zeroconf (discovery) cost start-up time.
+        import ifaddr
+
+        from daemon.discovery import allowed_addresses
+
         addresses = allowed_addresses(ifaddr.get_adapters(), []) or ["127.0.0.1"]
     ordered = sorted(addresses, key=lambda a: ipaddress.ip_address(a).version)
     return [f"{scheme}://{_bracket(a)}:{port}/" for a in ordered]
@@ -68,6 +70,7 @@ def control_ops(box: Stallbox) -> dict[str, Callable[[dict[str, Any]],
         port = box.bound_port or box.config.port
         urls = await asyncio.to_thread(till_urls, box.config.host, port)
         lines = slip_lines(box.config.stall.name, urls, settings.columns)
+        await load_in_thread()
         printer.print_slip(encode_lines(lines, settings))
         return {"urls": urls}
 

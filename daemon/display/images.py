@@ -19,10 +19,12 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from daemon.errors import InputError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _LOG = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -74,6 +76,9 @@ def clean_image(data: bytes) -> CleanImage:
     kind = sniff(data)
     if kind is None:
         raise ImageRejected("not a PNG, JPEG, GIF or WebP image")
+    # Imported at the first upload: Pillow costs start-up time (#7).
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data), formats=[kind]) as image:
             _check_size(image.size)
@@ -98,6 +103,8 @@ def _check_size(size: tuple[int, int]) -> None:
 
 def _reencode(image: Image.Image) -> CleanImage:
     """Decode the first frame and write it anew as PNG (alpha) or JPEG."""
+    from PIL import Image
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image.load()

@@ -16,13 +16,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.errors import ConflictError, NotFoundError, RetryLaterError
 from daemon.journal.store import Tx
 from daemon.payments import card_refund, card_sale, intents, matching, reconcile
 from daemon.payments.card_sale import CardSaleOutcome, CardSaleRequest
-from daemon.payments.settings import TerminalConfig, build_driver
 from daemon.runtime import Stallbox
 from daemon.sales import refunds
 from daemon.sales.refunds import PlannedRefund, RefundOutcome, RefundRequest
@@ -37,6 +36,9 @@ from device.terminal.base import (
     TerminalBusy,
     TerminalError,
 )
+
+if TYPE_CHECKING:
+    from daemon.payments.settings import TerminalConfig
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,7 +84,13 @@ class TerminalService:
                  driver: Terminal | None = None) -> None:
         self.box = box
         self.config = config
-        self.driver = driver or build_driver(config)
+        if driver is None:
+            # Imported here: the ZVT/Concert drivers and pyserial cost start-up
+            # time, and settings imports them only with a [terminal] (#7).
+            from daemon.payments.settings import build_driver
+
+            driver = build_driver(config)
+        self.driver = driver
         self.link = LinkState()
         self._lock = asyncio.Lock()
         self._flight: _Flight | None = None

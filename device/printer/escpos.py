@@ -9,16 +9,17 @@ Programming Guide (APG).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Sequence
-
-# isort: off
-from device.printer import escpos_cache  # noqa: F401  (must precede escpos)
-from escpos.printer import Dummy
-# isort: on
+from typing import TYPE_CHECKING
 
 from daemon.sales.receipt import LayoutLine, Receipt, layout, printable
 from device.printer.settings import PrinterSettings
+
+if TYPE_CHECKING:
+    from escpos.printer import Dummy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -104,6 +105,29 @@ def _log_replaced(replaced: tuple[str, ...], codec: str) -> None:
         )
 
 
+@functools.cache
+def dummy_class() -> type[Dummy]:
+    """Import python-escpos on first use and return its Dummy printer class.
+
+    The import pulls in qrcode, python-barcode, Pillow and PyYAML (about a
+    tenth of start-up on a Pi), which a daemon without a printer never needs,
+    so it waits until the first receipt. Callers on the event loop run this in
+    a thread first (``load_in_thread``) so the loop does not wait for it.
+    """
+    # isort: off
+    from device.printer import escpos_cache  # noqa: F401  (must precede escpos)
+    from escpos.printer import Dummy
+    # isort: on
+
+    return Dummy
+
+
+async def load_in_thread() -> None:
+    """Import python-escpos off the event loop, once; later calls return at once."""
+    if dummy_class.cache_info().currsize == 0:
+        await asyncio.to_thread(dummy_class)
+
+
 def encode_receipt(receipt: Receipt, settings: PrinterSettings) -> bytes:
     """Return the ESC/POS bytes that print the receipt and cut it."""
     lines = layout(receipt, settings.columns, codepage=codec_name(settings.codepage))
@@ -116,7 +140,7 @@ def encode_lines(lines: Sequence[LayoutLine], settings: PrinterSettings) -> byte
     if settings.cut not in ("gs_v", "esc_m", "esc_i", "none"):
         raise EncodeError(f"unsupported cut mode: {settings.cut!r}")
     _log_replaced(tuple(c for line in lines for c in line.replaced), codec)
-    printer = Dummy()
+    printer = dummy_class()()
     printer.hw("INIT")
     printer._raw(ESC_T + bytes([CODEPAGES[codec]]))
     for line in lines:

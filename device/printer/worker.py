@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from daemon.sales.receipt import Receipt
-from device.printer.escpos import encode_receipt
+from device.printer.escpos import encode_receipt, load_in_thread
 from device.printer.link import PrinterLink, PrinterState, PrintInterrupted, StateCode
 
 _LOGGER = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ class PrintWorker:
             await asyncio.wait_for(waiter.wait(), delay_s)
 
     async def _print(self, job: PrintJob) -> None:
+        await load_in_thread()  # python-escpos, imported at the first job
         data = _job_bytes(job, self._link)
         if not await self._link.ensure_open():
             return
