@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,8 @@ BAD_BODIES = [
     ({"email": "\"quoted\"@example.org", "consent": True}, "email"),
     ({"email": "a@b.de>, <c@d.de", "consent": True}, "email"),
     ({"email": "a@[127.0.0.1]", "consent": True}, "email"),
+    ({"email": "a@123.123.123.123", "consent": True}, "email"),
+    ({"email": "a@example.123", "consent": True}, "email"),
     ({"email": "\ud800@example.org", "consent": True}, "email"),
     ({"email": ADDRESS, "consent": True, "cc": "x@y.de"}, "cc"),
     ({"email": ["a@b.de"], "consent": True}, "email"),
@@ -239,8 +241,12 @@ async def test_shredding_erases_the_day_key_once_it_may_go(
     assert key_file.exists()
     assert await shred_due(box, keys, 30, today) == []  # retention not passed
     assert key_file.exists()
-    assert await shred_due(box, keys, 0, today) == [today.isoformat()]
+    assert await shred_due(box, keys, 0, today) == []  # today's key never goes
+    assert key_file.exists()
+    tomorrow = today + timedelta(days=1)
+    assert await shred_due(box, keys, 0, tomorrow) == [today.isoformat()]
     assert not key_file.exists()
+    assert await shred_due(box, keys, 0, tomorrow) == []
     token_text = await box.reader.run(lambda c: [
         parse_canonical(bytes(r[0]))["data"]["token"] for r in c.execute(
             "SELECT body FROM events WHERE kind = 'receipt.email_requested'")])
@@ -270,7 +276,8 @@ async def test_no_shredding_before_the_sales_synced(
     await _ask(client, token, sale_id, {"email": ADDRESS, "consent": True})
     await _status(client, token, sale_id, "sent")
     box, keys = client.app[STALLBOX], client.app[OUTBOX].outbox.keys  # type: ignore
-    assert await shred_due(box, keys, 0, datetime.now(UTC).date()) == []
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert await shred_due(box, keys, 0, tomorrow) == []
     assert keys.days()
 
 

@@ -1,9 +1,10 @@
 """Check a customer's e-mail address before it is sealed and journaled.
 
 Deliberately narrower than RFC 5321: a dot-atom local part and a domain of
-LDH labels (or an IDN, encoded to its ASCII form for SMTP), no quoted local
-parts, no address literals, no comments. What passes here can go into a
-message header and an SMTP RCPT command as it is.
+LDH labels (or an IDN, encoded to its ASCII form for SMTP) whose last label
+is not all digits (RFC 3696 2: no top-level domain is), no quoted local
+parts, no address literals (bracketed or bare), no comments. What passes
+here can go into a message header and an SMTP RCPT command as it is.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def check_address(raw: str) -> str:
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
         raise AddressError("not an e-mail address", field="email")
+    if labels[-1].isdigit():  # a@1.2.3.4: an address literal without brackets
+        raise AddressError("not an e-mail address (an IP address is no mail "
+                           "domain)", field="email")
     address = f"{local}@{ascii_domain}"
     if len(address) > MAX_ADDRESS:
         raise AddressError("not an e-mail address", field="email")

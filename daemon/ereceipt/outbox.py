@@ -58,8 +58,12 @@ def build_message(settings: EmailSettings, address: str, stall_name: str,
     return message
 
 
-def submit(settings: EmailSettings, message: EmailMessage, address: str) -> None:
-    """Hand one message to the SMTP server (blocking; run in a thread)."""
+def submit(settings: EmailSettings, message: EmailMessage, address: str,
+           password: str | None = None) -> None:
+    """Hand one message to the SMTP server (blocking; run in a thread).
+
+    password None reads it from the settings here.
+    """
     try:
         with smtplib.SMTP(settings.host, settings.port,
                           timeout=settings.timeout_s) as smtp:
@@ -68,7 +72,8 @@ def submit(settings: EmailSettings, message: EmailMessage, address: str) -> None
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
             if settings.username:
-                smtp.login(settings.username, settings.password())
+                smtp.login(settings.username, settings.password()
+                           if password is None else password)
             smtp.send_message(message, from_addr=settings.sender,
                               to_addrs=[address])
     except smtplib.SMTPAuthenticationError as err:
@@ -130,29 +135,50 @@ class EmailOutbox:
         for sale_id, token, attempts in rows:
             if self._due.get(sale_id, 0.0) > now:
                 continue
-            await self._send_one(sale_id, token, attempts + 1)
             tried += 1
+            try:
+                await self._send_one(sale_id, token, attempts + 1)
+            except Exception as err:  # noqa: BLE001 - one mail must not stop the rest
+                # not even recording the failure worked (the journal refused):
+                # wait as after a failed attempt, then try this mail again
+                self._due[sale_id] = time.monotonic() + retry_after_s(attempts + 1)
+                _LOG.warning("e-receipt of sale %s: attempt not recorded (%s)",
+                             sale_id, type(err).__name__)
         return tried
 
     async def _send_one(self, sale_id: str, token: str, attempt: int) -> None:
         try:
-            address = await asyncio.to_thread(self.keys.decrypt, token, sale_id)
-        except (ShreddedError, TokenError):
-            await self._failed(sale_id, attempt, SendError("shredded", True))
-            return
-        receipt = await self.box.reader.run(
-            lambda c: _receipt_text(c, sale_id))
-        message = build_message(self.settings, address, self.box.config.stall.name,
-                                sale_id, receipt)
-        try:
-            await asyncio.to_thread(submit, self.settings, message, address)
+            await self._deliver(sale_id, token)
         except SendError as err:
             await self._failed(sale_id, attempt, err)
+            return
+        except Exception as err:  # noqa: BLE001 - counted as a failed attempt
+            # only the type: a message could quote the address
+            _LOG.warning("e-receipt of sale %s could not be built or sent: %s",
+                         sale_id, type(err).__name__)
+            await self._failed(sale_id, attempt, SendError("config", False))
             return
         await self.box.journal.transact(lambda tx: store.mark_sent(tx, sale_id,
                                                                    attempt))
         self._due.pop(sale_id, None)
         _LOG.info("e-receipt of sale %s sent (attempt %d)", sale_id, attempt)
+
+    async def _deliver(self, sale_id: str, token: str) -> None:
+        """Open the address, build the mail and hand it over; raise on failure."""
+        try:
+            address = await asyncio.to_thread(self.keys.decrypt, token, sale_id)
+        except (ShreddedError, TokenError) as err:
+            raise SendError("shredded", True) from err
+        password = ""
+        try:
+            if self.settings.username:
+                password = await asyncio.to_thread(self.settings.password)
+        except (OSError, UnicodeError) as err:  # [email] password_file unreadable
+            raise SendError("config", False) from err
+        receipt = await self.box.reader.run(lambda c: _receipt_text(c, sale_id))
+        message = build_message(self.settings, address, self.box.config.stall.name,
+                                sale_id, receipt)
+        await asyncio.to_thread(submit, self.settings, message, address, password)
 
     async def _failed(self, sale_id: str, attempt: int, err: SendError) -> None:
         final = err.permanent or attempt >= self.settings.max_attempts
@@ -178,8 +204,12 @@ async def shred_due(box: Any, keys: DataKeys, retention_days: int,
                     today: date) -> list[str]:
     """Erase each day key past retention whose e-mail sales all synced.
 
-    A key is erased first and journaled after; a key found gone but not
-    journaled (a crash in between) is journaled on the next pass.
+    today is the day whose key new requests use (UTC, as they name it): its
+    key is never erased, whatever the retention, only earlier days'. A key
+    is erased first and journaled after; a key found gone but not journaled
+    (a crash in between) is journaled on the next pass; a day is journaled
+    once. A day key no request row uses any more (its only request was
+    replaced, or the request never committed) waits for nothing but retention.
     """
     acked = None
     if box.config.sync_url:
@@ -187,18 +217,28 @@ async def shred_due(box: Any, keys: DataKeys, retention_days: int,
 
         acked = (await box.reader.run(cursor.load)).acked_seq
     ready = await box.reader.run(lambda c: store.shreddable_days(c, acked))
-    cutoff = today - timedelta(days=retention_days)
+    used = await box.reader.run(_days_in_use)
+    cutoff = min(today - timedelta(days=retention_days), today - timedelta(days=1))
     with_key = {d.isoformat() for d in await asyncio.to_thread(keys.days)}
-    erased = sorted(d for d in with_key
-                    if d in ready and date.fromisoformat(d) <= cutoff)
+    erased = sorted(d for d in with_key if (d in ready or d not in used)
+                    and date.fromisoformat(d) <= cutoff)
     for day in erased:
         await asyncio.to_thread(keys.shred, date.fromisoformat(day))
     unrecorded = await box.reader.run(lambda c: _unrecorded(c, with_key))
-    for day in sorted(set(erased) | unrecorded):
+    recorded = await box.reader.run(_shredded_days)
+    for day in sorted((set(erased) | unrecorded) - recorded):
         await box.journal.transact(lambda tx, d=day: store.record_shred(tx, d))
     if erased:
         _LOG.info("shredded the e-mail data keys of %d day(s)", len(erased))
     return erased
+
+
+def _days_in_use(conn: Any) -> set[str]:
+    return {day for (day,) in conn.execute("SELECT DISTINCT day FROM email_receipts")}
+
+
+def _shredded_days(conn: Any) -> set[str]:
+    return {day for (day,) in conn.execute("SELECT day FROM shredded_days")}
 
 
 def _unrecorded(conn: Any, with_key: set[str]) -> set[str]:

@@ -27,25 +27,42 @@ FAILURE_REASONS = ("connection", "tls", "auth", "rejected", "temporary", "shredd
                    "config")
 
 
-def request_email(tx: Tx, sale_id: str, day: str, token: str) -> dict[str, Any]:
-    """Journal a consented e-receipt request for a completed sale."""
-    row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
+def check_request(conn: sqlite3.Connection | Tx, sale_id: str, day: str) -> bool:
+    """Refuse a request that cannot be journaled; True when it replaces a failed one.
+
+    Run before the address is sealed (so a refused request makes no day key)
+    and again in the transaction that journals it.
+    """
+    row = conn.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id[:40]!r}")
     if row[0] != "completed":
         raise ConflictError(f"sale {sale_id} is {row[0]}: only a completed sale "
                             "has a receipt to send")
-    if tx.execute("SELECT 1 FROM email_receipts WHERE sale_id = ?",
-                  (sale_id,)).fetchone():
-        raise ConflictError("this sale's receipt was already asked for by e-mail")
-    if tx.execute("SELECT 1 FROM shredded_days WHERE day = ?", (day,)).fetchone():
+    if conn.execute("SELECT 1 FROM shredded_days WHERE day = ?", (day,)).fetchone():
         raise ConflictError("today's data key is already shredded")
+    asked = conn.execute("SELECT status FROM email_receipts WHERE sale_id = ?",
+                         (sale_id,)).fetchone()
+    if asked is not None and asked[0] != "failed":
+        raise ConflictError("this sale's receipt was already asked for by e-mail")
+    return asked is not None
+
+
+def request_email(tx: Tx, sale_id: str, day: str, token: str) -> dict[str, Any]:
+    """Journal a consented e-receipt request for a completed sale.
+
+    A request after a mail that failed for good (a mistyped, refused address)
+    replaces it: the row starts again from this event, as a replay does.
+    """
+    replaces = check_request(tx, sale_id, day)
     event = tx.append(REQUESTED, {"sale_id": sale_id, "day": day, "token": token,
                                   "consent": True})
-    tx.execute("INSERT INTO email_receipts (sale_id, day, token, status, seq,"
-               " updated_seq) VALUES (?, ?, ?, 'queued', ?, ?)",
+    tx.execute("INSERT OR REPLACE INTO email_receipts (sale_id, day, token, status,"
+               " attempts, error, seq, updated_seq)"
+               " VALUES (?, ?, ?, 'queued', 0, '', ?, ?)",
                (sale_id, day, token, event.seq, event.seq))
-    return {"sale_id": sale_id, "status": "queued", "seq": event.seq}
+    return {"sale_id": sale_id, "status": "queued", "seq": event.seq,
+            "replaced": replaces}
 
 
 def mark_sent(tx: Tx, sale_id: str, attempt: int) -> None:
@@ -68,7 +85,9 @@ def mark_failed(tx: Tx, sale_id: str, attempt: int, reason: str, final: bool) ->
 
 
 def record_shred(tx: Tx, day: str) -> None:
-    """Journal that a day's data key was erased."""
+    """Journal that a day's data key was erased; a day already recorded is not again."""
+    if tx.execute("SELECT 1 FROM shredded_days WHERE day = ?", (day,)).fetchone():
+        return
     event = tx.append(SHREDDED, {"day": day})
     tx.execute("INSERT OR IGNORE INTO shredded_days (day, seq) VALUES (?, ?)",
                (day, event.seq))

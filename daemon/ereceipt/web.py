@@ -60,12 +60,15 @@ async def request_receipt_mail(app: web.Application, sale_id: str, raw: str,
     box = app[STALLBOX]
     await box.sale(sale_id)  # 404 before a key is made for nothing
     day = utc_now()[:10]
+    # refused (asked already, day shredded) before a day key is made for nothing
+    await box.reader.run(lambda c: store.check_request(c, sale_id, day))
     token = await asyncio.to_thread(outbox.keys.encrypt, date.fromisoformat(day),
                                     address, sale_id)
     result = await box.journal.transact(
         lambda tx: store.request_email(tx, sale_id, day, token))
     outbox.wake()
-    _LOG.info("e-receipt of sale %s queued", sale_id)
+    _LOG.info("e-receipt of sale %s queued%s", sale_id,
+              " (replacing one that failed)" if result["replaced"] else "")
     return result
 
 
@@ -95,16 +98,26 @@ async def page_request(request: web.Request) -> web.Response:
     check_same_origin(request)
     sale_id = request.match_info["id"]
     form = await request.post()
-    raw = form.get("email", "")
     try:
+        raw, consent = _one_value(form, "email"), _one_value(form, "consent")
         await request_receipt_mail(request.app, sale_id,
                                    raw if isinstance(raw, str) else "",
-                                   form.get("consent") == "yes")
+                                   consent == "yes")
     except (InputError, ConflictError) as err:
         status = 422 if isinstance(err, InputError) else 409
         return await render_sale(request, sale_id, status=status,
                                  email_error=str(err))
     raise web.HTTPSeeOther(f"/sales/{sale_id}?emailed=1")
+
+
+def _one_value(form: Any, name: str) -> Any:
+    """Return a form field given at most once; twice (consent=yes&consent=no)
+    is no clear answer."""
+    values = form.getall(name, [])
+    if len(values) > 1:
+        raise InputError(f"{name} was sent {len(values)} times; send it once",
+                         field=name)
+    return values[0] if values else ""
 
 
 async def email_context(request: web.Request, sale_id: str) -> dict[str, Any]:
