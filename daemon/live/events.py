@@ -193,8 +193,9 @@ def _new_offer(tx: Tx, event: Received, old: Offer | None, now_s: float) -> Offe
 
 
 def _active_stream_id(tx: Tx) -> str:
+    # journal order, as daemon.live.pricing._active_stream: seconds tie
     row = tx.execute("SELECT id FROM live_streams WHERE active = 1"
-                     " ORDER BY started_t DESC, id DESC LIMIT 1").fetchone()
+                     " ORDER BY seq DESC LIMIT 1").fetchone()
     return str(row[0]) if row else ""
 
 

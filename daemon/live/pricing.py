@@ -148,6 +148,11 @@ def _count_sold(tx: Tx, offer: Offer, qty: int) -> None:
 
 
 def _active_stream(tx: Tx) -> str | None:
+    """Return the active stream whose start was journaled last.
+
+    Journal order, not started_t: integrations send whole seconds, so streams
+    started in one second would tie. An active row's seq is its last start.
+    """
     row = tx.execute("SELECT id FROM live_streams WHERE active = 1"
-                     " ORDER BY started_t DESC, id DESC LIMIT 1").fetchone()
+                     " ORDER BY seq DESC LIMIT 1").fetchone()
     return str(row[0]) if row else None
