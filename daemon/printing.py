@@ -32,6 +32,7 @@ from typing import Any
 from daemon.errors import RetryLaterError
 from daemon.journal.store import Tx
 from daemon.runtime import Stallbox
+from daemon.sales import giftcards
 from daemon.sales.queries import receipt_record
 from daemon.sales.refunds import load_refund, refund_slip
 from daemon.sales.service import receipt_from_record
@@ -53,10 +54,32 @@ def _job(conn: sqlite3.Connection, row: tuple[int, str, int, int]) -> PrintJob:
                           (job_id,)).fetchone()
     if refund is not None:  # a refund slip rather than the sale's receipt
         receipt = refund_slip(load_refund(conn, refund[0]), reprint=bool(reprint))
-    else:
-        receipt = receipt_from_record(receipt_record(conn, sale_id),
-                                      reprint=bool(reprint))
+    else:  # gift card codes in full on the original only (see _prints_codes)
+        record = receipt_record(conn, sale_id,
+                                gift_codes=_prints_codes(reprint, automatic))
+        receipt = receipt_from_record(record, reprint=bool(reprint))
     return PrintJob(job_id, receipt, reprint=bool(reprint), automatic=bool(automatic))
+
+
+def _prints_codes(reprint: int, automatic: int) -> bool:
+    """Return whether a sale's receipt job prints its gift card codes in full.
+
+    The original receipt does, and so does the automatic reprint (marked
+    REPRINT) of one a crash or a cut-off stopped before its print.done: its
+    codes may not have reached paper. An explicit reprint never does. Once
+    such a job is done the plain codes are deleted (``_forget_codes``), so a
+    later job has only the masked form to print anyway.
+    """
+    return not reprint or bool(automatic)
+
+
+def _forget_codes(tx: Tx, job_id: int, sale_id: str) -> None:
+    """After a sale's original receipt printed, delete its plain gift card codes."""
+    row = tx.execute("SELECT reprint, automatic, EXISTS (SELECT 1 FROM"
+                     " print_job_refunds WHERE job_id = ?) FROM print_jobs"
+                     " WHERE id = ?", (job_id, job_id)).fetchone()
+    if row is not None and not row[2] and _prints_codes(row[0], row[1]):
+        giftcards.forget_codes(tx, sale_id)
 
 
 def _next_pending(conn: sqlite3.Connection) -> PrintJob | None:
@@ -150,7 +173,7 @@ class JournalJobStore:
         pending = self.printed_unjournaled
 
         def done(tx: Tx) -> None:
-            _set_status(tx, job, "printed", "print.done")
+            _forget_codes(tx, job, _set_status(tx, job, "printed", "print.done"))
             tx.after_commit(lambda: pending.discard(job))
 
         pending.add(job)

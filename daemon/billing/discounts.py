@@ -20,6 +20,11 @@ Rules, in the order they apply:
 An amount discount is gross (what the customer pays less) in both pricing
 modes, because lines are priced gross before discounts apply. A discount never
 makes a line or the sale negative: a larger one is refused.
+
+Lines the caller marks ``exempt`` (gift cards: a card is worth its face value
+and is paid in full) take no discount: a line discount on one is refused
+naming the line, and the sale discount's base leaves them out, so it is
+allocated over the other lines only; with no other line it is refused.
 """
 
 from __future__ import annotations
@@ -118,13 +123,24 @@ def discount_lines(
     priced: tuple[PricedLine, ...],
     line_discounts: Mapping[int, Discount],
     sale_discount: Discount | None,
+    exempt: frozenset[int] = frozenset(),
 ) -> tuple[tuple[DiscountedLine, ...], int, tuple[tuple[str, int], ...]]:
-    """Return the discounted lines, the sale discount and its split by tax code."""
-    after_line = _line_discounts(priced, line_discounts)
+    """Return the discounted lines, the sale discount and its split by tax code.
+
+    Lines in ``exempt`` (by position) take no line discount and no share of
+    the sale discount.
+    """
+    after_line = _line_discounts(priced, line_discounts, exempt)
     amounts = [
         line.amount_minor - off for line, off in zip(priced, after_line, strict=True)
     ]
-    base = [a if a > 0 else 0 for a in amounts]
+    base = [a if a > 0 and i not in exempt else 0 for i, a in enumerate(amounts)]
+    if sale_discount and exempt and len(exempt) >= len(priced):
+        raise InputError(
+            "a sale discount needs a line besides the gift cards: a gift card "
+            "is sold at its face value",
+            field="discount",
+        )
     sale_off = discount_amount(sale_discount, sum(base)) if sale_discount else 0
     if sale_off:
         by_code, shares = _allocate_sale_discount(priced, base, sale_off)
@@ -140,7 +156,9 @@ def discount_lines(
 
 
 def _line_discounts(
-    lines: tuple[PricedLine, ...], discounts: Mapping[int, Discount]
+    lines: tuple[PricedLine, ...],
+    discounts: Mapping[int, Discount],
+    exempt: frozenset[int] = frozenset(),
 ) -> list[int]:
     """Return the amount each line discount takes off, by line position."""
     offs = [0] * len(lines)
@@ -150,6 +168,12 @@ def _line_discounts(
     if unknown:
         raise InputError(f"no line {unknown[0]} to discount", field="discount")
     for i, discount in discounts.items():
+        if i in exempt:
+            raise InputError(
+                f"line {i} ({lines[i].sku!r}) is a gift card, sold at its face "
+                "value: it takes no discount",
+                field=f"lines[{i}].discount",
+            )
         if lines[i].amount_minor < 0:
             raise InputError(
                 f"line {i} ({lines[i].sku!r}) is negative and takes no discount",

@@ -190,6 +190,8 @@ def with_live_prices(box: Any, products: dict[str, Any],
         qty[sku] = qty.get(sku, 0) + n
     out = dict(products)
     for sku, product in products.items():
+        if getattr(product, "gift_card", False):
+            continue  # sold at its face value only
         price = live.board.live_price(sku, qty.get(sku, 1))
         if price is not None:
             out[sku] = live_product(product, price)

@@ -8,7 +8,9 @@ The order is fixed, so a receipt can be recomputed from its record:
    total of all of them (``pricing.tax_totals``).
 2. Line and sale discounts (``discounts``) apply to the goods only: a fee,
    deposit, credit or contribution is never discounted (a deposit comes back
-   in full, so it must have been paid in full).
+   in full, so it must have been paid in full), nor is a gift card (worth its
+   face value, paid in full: a line discount on it is refused, the sale
+   discount goes over the other lines).
 3. The carbon estimate over the goods lines at what was paid for them, plus
    the packaging's material for the units that took it. Gift cards are money,
    not goods, and carry no footprint.
@@ -116,8 +118,10 @@ def price_order(order: Order, products: Mapping[str, Product], stall: StallConfi
              in enumerate(order.lines)]
     extra, kinds, packs = _extra_lines(order, products, billing.packaging)
     priced_goods = _price_lines(goods, stall)
+    cards = frozenset(i for i, (sku, _) in enumerate(order.lines)
+                      if products[sku].gift_card)  # face value: no discount
     discounted, sale_off, by_code = discount_lines(
-        priced_goods, dict(order.line_discounts), order.sale_discount)
+        priced_goods, dict(order.line_discounts), order.sale_discount, cards)
     sale = _with_taxes((*discounted, *_undiscounted(_price_lines(extra, stall))),
                        sale_off, by_code, stall)
     carbon = record = None

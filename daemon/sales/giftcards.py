@@ -1,7 +1,9 @@
 """Gift cards: issued by selling a gift card product, spent as a tender.
 
 A sold unit of a product flagged ``gift_card`` issues one card worth the
-unit's price; the card's code is printed on the receipt. A ``gift_card``
+unit's price, its face value, paid in full: no line discount, no share of the
+sale discount (``billing.discounts``), no live price (``daemon.live``); the
+card's code is printed on the receipt. A ``gift_card``
 tender names a code in its ``ref``; the amount comes off that card's balance
 inside the sale's journal transaction, so two tablets spending the last of a
 card at once cannot both pass (the journal runs one transaction at a time):
@@ -14,9 +16,13 @@ The code is a bearer secret: whoever knows it can spend the card. It is 16
 characters of Crockford base32 (80 random bits, ``XXXX-XXXX-XXXX-XXXX``),
 and the journal, the sync and the ``gift_cards`` table keep only its SHA-256
 (``code_hash``) and its last four characters (for the receipt and the
-manager's list). The plain code exists in the sale's 201 answer and in the
-local table ``gift_card_codes``, which the receipt printer prints it from
-(reprints too: the receipt is the card); that table is neither journaled nor
+manager's list). The plain code exists in the sale's 201 answer to the
+tablet that sold it and in the local table ``gift_card_codes``, which the
+original receipt print takes it from; that print's ``print.done`` deletes the
+row, so from then on the code is only on paper. An automatic reprint of an
+original a crash cut off (marked REPRINT) prints it in full while the row is
+still there; the receipt API, the sale page, explicit reprints and e-receipts
+show it masked (``****-****-****-N6SN``). The table is neither journaled nor
 synced, so no replay can rebuild it and none checks it. The code is never
 logged: errors name a card by its last four characters.
 
@@ -55,15 +61,17 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_CHARS))
 
 
+CODE_RULE = (f"a gift card code is {CODE_CHARS} letters and digits "
+             "(0-9, A-Z without I, L, O, U)")  # every malformed code gets this
+
+
 def normalize_code(text: object, field_name: str = "code") -> str:
     """Return a code as typed (any case, spaces or dashes) in its canonical form."""
     if not isinstance(text, str) or len(text) > MAX_CODE_TEXT:
-        raise InputError(f"a gift card code is {CODE_CHARS} letters and digits",
-                         field=field_name)
+        raise InputError(CODE_RULE, field=field_name)
     code = "".join(_READS_AS.get(c, c) for c in text.upper() if c not in " -")
     if len(code) != CODE_CHARS or any(c not in CODE_ALPHABET for c in code):
-        raise InputError(f"a gift card code is {CODE_CHARS} letters and digits "
-                         "(0-9, A-Z without I, L, O, U)", field=field_name)
+        raise InputError(CODE_RULE, field=field_name)
     return code
 
 
@@ -171,9 +179,13 @@ def issue_cards(plan: GiftCardPlan, priced: PricedSale,
     for index, (sku, qty) in enumerate(lines):
         if not products[sku].gift_card:
             continue
-        value = priced.sale.lines[index].line.unit_minor
+        line = priced.sale.lines[index]
+        value = line.line.unit_minor
         if value <= 0:
             raise InputError(f"gift card {sku!r} has no value", field="lines")
+        if line.paid_minor != value * qty:  # checkout never discounts a card
+            raise InputError(f"gift card {sku!r} is sold at its face value only",
+                             field=f"lines[{index}]")
         for _ in range(qty):
             code = new_code()
             plan.issued.append({"line": index, "hash": code_hash(code),
@@ -201,11 +213,31 @@ def apply_sale(tx: Tx, plan: GiftCardPlan, data: Mapping[str, Any], seq: int
                    (data["id"], json.dumps(notes)))
 
 
-def receipt_notes(conn: Any, sale_id: str) -> list[str]:
-    """Return the lines a sale's receipt prints for the cards it issued."""
-    row = conn.execute("SELECT notes FROM gift_card_codes WHERE sale_id = ?",
-                       (sale_id,)).fetchone()
-    return list(json.loads(row[0])) if row else []
+def receipt_notes(conn: Any, sale_id: str, *, codes: bool = False) -> list[str]:
+    """Return the lines a sale's receipt shows for the cards it issued.
+
+    Masked (``****-****-****-N6SN``) unless ``codes``: only the printer's
+    original receipt (or the automatic reprint of one a crash cut off) asks
+    for the plain codes, and gets them while ``gift_card_codes`` still has
+    them (``forget_codes`` drops them once that print is done).
+    """
+    if codes:
+        row = conn.execute("SELECT notes FROM gift_card_codes WHERE sale_id = ?",
+                           (sale_id,)).fetchone()
+        if row:
+            return list(json.loads(row[0]))
+    rows = conn.execute("SELECT last4, issued_minor, currency FROM gift_cards"
+                        " WHERE sale_id = ? ORDER BY rowid", (sale_id,)).fetchall()
+    out = []
+    for last4, amount, code in rows:
+        money = Currency.of(code)
+        out.append(f"Gift card {masked(last4)}: {money.format(amount)} {money.code}")
+    return out
+
+
+def forget_codes(tx: Tx, sale_id: str) -> None:
+    """Drop a sale's plain codes: its original receipt is on paper now."""
+    tx.execute("DELETE FROM gift_card_codes WHERE sale_id = ?", (sale_id,))
 
 
 def sale_answer(plan: GiftCardPlan) -> dict[str, Any]:

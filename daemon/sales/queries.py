@@ -88,13 +88,18 @@ def get_sale(conn: sqlite3.Connection, sale_id: str) -> dict[str, Any]:
     return sale
 
 
-def receipt_record(conn: sqlite3.Connection | Any, sale_id: str) -> dict[str, Any]:
-    """Return the stored receipt record of a sale."""
+def receipt_record(conn: sqlite3.Connection | Any, sale_id: str, *,
+                   gift_codes: bool = False) -> dict[str, Any]:
+    """Return the stored receipt record of a sale.
+
+    Gift cards it issued are masked unless ``gift_codes`` (the printer's
+    original receipt only: see ``printing._job``).
+    """
     row = conn.execute("SELECT receipt FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id!r}")
     record: dict[str, Any] = json.loads(row[0])
-    notes = giftcards.receipt_notes(conn, sale_id)  # codes of cards it issued
+    notes = giftcards.receipt_notes(conn, sale_id, codes=gift_codes)
     if notes:
         record["notes"] = [*record.get("notes", []), *notes]
     return record

@@ -24,7 +24,17 @@ from daemon.web.pages_common import check_same_origin, form_fields, render
 from daemon.web.schema import Obj, Str
 
 routes = web.RouteTableDef()
-BALANCE_BODY = Obj({"code": Str(1, giftcards.MAX_CODE_TEXT)})
+
+
+class CodeText(Str):
+    """A typed gift card code: any malformed one gets the one rule's words."""
+
+    def check(self, value: object, path: str) -> str:
+        giftcards.normalize_code(value, path)  # raises InputError(CODE_RULE)
+        return super().check(value, path)
+
+
+BALANCE_BODY = Obj({"code": CodeText(1, giftcards.MAX_CODE_TEXT)})
 
 
 @routes.post("/api/v1/gift-cards/balance")
