@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from daemon import setup_slip
 from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
+from daemon.keys.epoch import certified_stall_id
 from daemon.lan import cli as lan_cli
 from daemon.live import cli as live_cli
 from daemon.runtime import JOURNAL_FILE, Stallbox, import_summary
@@ -26,6 +28,8 @@ _LOG = logging.getLogger(__name__)
 EXIT_USAGE = 2
 DEFAULT_STATE = Path("/var/lib/stallbox")
 T = TypeVar("T")
+# Commands that only read the journal: they open it whatever stall id it carries.
+READ_ONLY_COMMANDS = frozenset({"verify", "export", "verify-receipt"})
 
 
 def _setup_logging(level: str) -> None:
@@ -114,26 +118,63 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from daemon.server import serve
 
     config = load_config(args.config)
+    check_stall_id(config)
     asyncio.run(serve(config))
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from daemon.demo import run_demo
+    from daemon.demo import demo_config, run_demo
 
     state = args.state or Path.cwd() / "stallbox-demo"
+    check_stall_id(demo_config(state.resolve(), args.host, 0, "/dev/null"))
     asyncio.run(run_demo(state, args.host, args.port))
     return 0
 
 
 def _config_for(args: argparse.Namespace) -> Config:
+    """Return --config (its state dir replaced by --state), else the defaults.
+
+    Without --config the stall id is the one the journal already carries (a
+    new journal gets "stall-1"); with it, a command that may write refuses a
+    journal certified for another stall id (exit 2).
+    """
     if args.config is not None:
         config = load_config(args.config)
-        if args.state is None:
-            return config
-    state = (args.state or DEFAULT_STATE).resolve()
-    return parse_config({"stall": {"name": "Stallbox"}, "state": {"dir": str(state)}},
-                        base_dir=Path("/"))
+        if args.state is not None:
+            config = dataclasses.replace(config, state_dir=args.state.resolve())
+    else:
+        state = (args.state or DEFAULT_STATE).resolve()
+        stall: dict[str, str] = {"name": "Stallbox"}
+        found = certified_stall_id(state / JOURNAL_FILE)
+        if found is not None:
+            stall["id"] = found
+        try:
+            config = parse_config({"stall": stall, "state": {"dir": str(state)}},
+                                  base_dir=Path("/"))
+        except ConfigError:  # an id this version would not accept: say so below
+            config = parse_config({"stall": {"name": "Stallbox"},
+                                   "state": {"dir": str(state)}}, base_dir=Path("/"))
+    if args.command not in READ_ONLY_COMMANDS:
+        check_stall_id(config)
+    return config
+
+
+def check_stall_id(config: Config) -> None:
+    """Refuse to sign a journal whose certificates name another stall id.
+
+    Every start certifies a new epoch key with [stall] id; a journal whose
+    certificates then change id fails `stallbox verify` and the receiver's
+    check for good. Read before anything binds or opens the journal to write.
+    """
+    found = certified_stall_id(config.state_dir / JOURNAL_FILE)
+    if found is None or found == config.stall.stall_id:
+        return
+    where = "the config" if config.source == "<dict>" else config.source
+    raise ConfigError("stall.id", (
+        f"is {config.stall.stall_id!r}, but the journal in {config.state_dir} "
+        f"belongs to stall {found[:64]!r}; set [stall] id = \"{found[:64]}\" in "
+        f"{where}, or use a new [state] dir for a new stall"))
 
 
 def _with_daemon_or_journal(

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,3 +190,30 @@ def check_certificate(cert: dict[str, Any], signer_public: bytes) -> bool:
     except (KeyError, ValueError):
         return False
     return verify_signature(signer_public, signature, cert_message(cert))
+
+
+def certified_stall_id(journal: Path) -> str | None:
+    """Return the stall id the journal's newest epoch certificate names.
+
+    One indexed read of the ``epochs`` read model (its primary key is the
+    epoch), so it costs the same on an empty journal and on a million events.
+    None when there is no journal, no certificate yet, or nothing readable:
+    then no id is set yet, and opening the journal reports real damage.
+    """
+    if not journal.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        row = conn.execute(
+            "SELECT cert FROM epochs ORDER BY epoch DESC LIMIT 1").fetchone()
+        cert = json.loads(bytes(row[0])) if row else None
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+    finally:
+        conn.close()
+    stall_id = cert.get("stall_id") if isinstance(cert, dict) else None
+    return stall_id if isinstance(stall_id, str) else None

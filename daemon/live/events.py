@@ -155,10 +155,13 @@ def _offer_plan(tx: Tx, event: Received, now_s: float) -> Plan | None:
     """Pin, flash or unpin a product unless a newer event already moved it."""
     body = event.body
     sku = body["sku"]
-    product = tx.execute("SELECT 1 FROM products WHERE sku = ? AND active = 1",
-                         (sku,)).fetchone()
+    product = tx.execute("SELECT gift_card FROM products WHERE sku = ?"
+                         " AND active = 1", (sku,)).fetchone()
     if product is None:
         raise InputError(f"unknown or inactive product: {sku[:64]!r}", field="sku")
+    if product[0] and body["type"] != "product.unpinned":
+        raise InputError(f"{sku[:64]!r} is a gift card: it is sold at its face "
+                         "value, never at a live price", field="sku")
     old = _offer_row(tx, sku)
     if old is not None and old.t > event.t:
         return None

@@ -60,8 +60,8 @@ class LivePricing:
         for offer in offers:
             product = out.get(offer.sku)
             price = offer.price_for(qty[offer.sku], 0)  # SQL checked the time
-            if product is None or price is None:
-                continue
+            if product is None or price is None or product.gift_card:
+                continue  # a gift card is sold at its face value only
             out[offer.sku] = live_product(product, price)
             lines.append(_line_part(offer, product.price_minor))
             _count_sold(tx, offer, qty[offer.sku])
