@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ RATE_BATCHES_PER_S = 20.0
 RATE_BURST = 40
 INVOICE_PAGE_MAX = 500
 ENROL_BODY_MAX = 4096
+MAX_QUERY_INT = (1 << 63) - 1  # what SQLite stores in an INTEGER
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit takes '²' too
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
@@ -173,8 +176,13 @@ async def stall_status(request: web.Request) -> web.Response:
 
 @routes.get("/v1/stalls/{stall_id}/invoices")
 async def list_invoices(request: web.Request) -> web.Response:
+    if await request.app[STORAGE].get_stall(request.match_info["stall_id"]) is None:
+        raise web.HTTPNotFound(text="no such stall")
     after = _int_query(request, "after_seq", 0)
     limit = min(_int_query(request, "limit", 100), INVOICE_PAGE_MAX)
+    if limit < 1:
+        raise BatchRejected(422, "Bad query", "limit must be at least 1",
+                            field="limit")
     items = await request.app[STORAGE].invoices(request.match_info["stall_id"],
                                                 after, limit)
     next_after = items[-1]["seq"] if len(items) == limit else None
@@ -215,8 +223,12 @@ async def _period(request: web.Request) -> tuple[str, int, int]:
     if stall is None:
         raise web.HTTPNotFound(text="no such stall")
     after = _int_query(request, "after_seq", 0)
-    upto = min(_int_query(request, "upto_seq", stall.last_seq), stall.last_seq)
-    return stall_id, after, upto
+    asked = _int_query(request, "upto_seq", stall.last_seq)
+    if "upto_seq" in request.query and after > asked:
+        raise BatchRejected(422, "Bad query", f"after_seq ({after}) is past upto_seq "
+                            f"({asked}): the period (after_seq, upto_seq] is empty",
+                            field="after_seq")
+    return stall_id, after, min(asked, stall.last_seq)
 
 
 @routes.post("/v1/stalls/{stall_id}/enrol")
@@ -268,13 +280,22 @@ def parse_public_key(text: str) -> bytes:
 
 
 def _int_query(request: web.Request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None:
+    """Return a query parameter given once as a whole number of ASCII digits."""
+    values = request.query.getall(name, [])
+    if not values:
         return default
-    if not text.isdigit() or len(text) > 18:
+    if len(values) > 1:
+        raise BatchRejected(422, "Bad query", f"{name} was given {len(values)} "
+                            "times; give it once", field=name)
+    text = values[0]
+    if not _DIGITS.fullmatch(text):
         raise BatchRejected(422, "Bad query", f"{name} must be a whole number",
                             field=name)
-    return int(text)
+    digits = text.lstrip("0") or "0"  # int() refuses thousands of digits
+    if len(digits) > len(str(MAX_QUERY_INT)) or int(digits) > MAX_QUERY_INT:
+        raise BatchRejected(422, "Bad query", f"{name} is too large (at most "
+                            f"{MAX_QUERY_INT})", field=name)
+    return int(digits)
 
 
 @routes.get("/healthz")
