@@ -256,7 +256,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path,
 
     billing = parse_billing(data, stall.currency, base_dir)
     terminal = None
-    if "terminal" in data:  # the drivers it imports cost start-up time (#7)
+    if data.get("terminal") is not None:  # its drivers cost start-up time (#7)
         from daemon.payments.settings import parse_terminal  # imports this module
 
         terminal = parse_terminal(data["terminal"], stall.currency)
