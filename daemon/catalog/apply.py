@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from daemon.catalog.model import ParseResult, ProductRecord, Rejection
 from daemon.errors import InputError
 from daemon.journal.store import Tx
+from daemon.sales.productcache import catalog_changed
 
 _COLUMNS = ("sku", "name", "variant", "parent_sku", "category", "price_minor",
             "tax_class", "weight_g", "gift_card", "barcode", "active")
@@ -66,6 +67,7 @@ def apply_import(tx: Tx, parsed: ParseResult, *, skip_invalid: bool) -> ImportOu
             "INSERT OR REPLACE INTO product_billing (sku, packaging, carbon_factor,"
             " seq) VALUES (?, ?, ?, ?)",
             [(p.sku, *_billing(p), event.seq) for p in changed])
+        catalog_changed(tx, event.seq, event.hash)
     return ImportOutcome(len(parsed.products), len(changed), parsed.rejected,
                          parsed.skipped, parsed.format, seq)
 

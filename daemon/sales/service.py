@@ -40,6 +40,7 @@ from daemon.journal.store import Tx
 from daemon.ops.clock import CLOCK
 from daemon.sales import giftcards
 from daemon.sales.checkout import Order, PricedSale, Product, price_order
+from daemon.sales.productcache import cached_products
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
 from daemon.sales.settings import BillingSettings
 from daemon.trust.excerpt import sale_excerpt
@@ -103,7 +104,8 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
                           (request.client_ref,)).fetchone()
     if existing:
         return SaleOutcome(False, load_sale(tx.conn, existing[0]))
-    products = read_products(tx.conn, [sku for sku, _ in request.lines])
+    products = cached_products(tx, [sku for sku, _ in request.lines],
+                               read_products)
     gift = giftcards.plan_sale(tx, request, stall.currency)  # codes masked
     request = gift.request
     part: dict[str, Any] = {}
