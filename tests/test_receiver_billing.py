@@ -100,7 +100,8 @@ EXPECTED_STREAM = {
     "gross_minor": 2 * 600 + 420 + 420, "refunds": 1, "refunded_minor": 420,
     "net_minor": 2 * 600 + 420,
     "offers": [{"kind": "pin", "event_id": "ev-pin", "sku": "HONIG", "sales": 1,
-                "qty": 2, "revenue_minor": 1200, "normal_value_minor": 1500}]}
+                "qty": 2, "revenue_minor": 1200, "normal_value_minor": 1500,
+                "refunded_qty": 0, "refunded_minor": 0, "net_minor": 1200}]}
 
 
 async def sponsor_shown_and_bought(client: TestClient, token: str) -> None:
@@ -269,3 +270,29 @@ async def test_malformed_billing_events_are_refused_and_nothing_is_counted(
     finally:
         await rec.stop()
         await journal.close()
+
+
+async def test_a_refund_of_a_live_line_comes_off_its_offer(
+        stall: tuple[TestClient, str], receiver: Receiver) -> None:
+    client, token = stall
+    sold = await live_day(client, token)
+    two = sold["two"]  # 2 × HONIG at the pin's 6,00, then SEIFE
+    refund = await client.post(f"/api/v1/sales/{two['id']}/refunds",
+                               json={"client_ref": uuid.uuid4().hex,
+                                     "lines": [{"line": 0, "qty": 1}]},
+                               headers=auth(token))
+    assert refund.status == 201, await refund.text()
+    await client.app[STALLBOX].sync.sync_now()
+    code, doc = await get(receiver, f"/v1/stalls/{STALL}/streams")
+    assert code == 200
+    [offer] = doc["streams"][0]["offers"]
+    assert (offer["qty"], offer["revenue_minor"]) == (2, 1200)
+    assert (offer["refunded_qty"], offer["refunded_minor"], offer["net_minor"]) == (
+        1, 600, 600)
+    refund_seq = await client.app[STALLBOX].reader.run(lambda c: c.execute(
+        "SELECT max(seq) FROM events WHERE kind = 'sale.refunded'").fetchone()[0])
+    # a period holding only the refund names the offer with nothing sold in it
+    code, late = await get(receiver, f"/v1/stalls/{STALL}/streams"
+                           f"?after_seq={refund_seq - 1}")
+    [offer] = late["streams"][0]["offers"]
+    assert (offer["sales"], offer["refunded_qty"], offer["net_minor"]) == (0, 1, -600)

@@ -8,7 +8,8 @@ hold yet are new, and every index row is keyed by the event's seq as well.
 - A ``sale.completed`` with a ``live`` part (``daemon.live.pricing``) counts
   for its stream; each live line counts for its pin or flash offer with the
   quantity and amount of the sale's lines of that sku. A ``sale.refunded`` of
-  such a sale takes its total off the stream's net.
+  such a sale takes its total off the stream's net, and its goods lines of a
+  live sku the refunded quantity and amount off that offer's net.
 - ``display.measured`` rows (slot, UTC hour, cohort, impressions, seconds
   shown, conversions) are summed per slot and hour; ``display.creative_saved``
   names a creative's sponsor, so slots ``c:<id>`` total per sponsor as an
@@ -60,6 +61,16 @@ CREATE TABLE IF NOT EXISTS refund_totals (
     PRIMARY KEY (stall_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refund_totals_sale ON refund_totals (stall_id, sale_id);
+CREATE TABLE IF NOT EXISTS refund_lines (
+    stall_id     TEXT    NOT NULL,
+    seq          INTEGER NOT NULL,
+    row          INTEGER NOT NULL,
+    sale_id      TEXT    NOT NULL,
+    sku          TEXT    NOT NULL,
+    qty          INTEGER NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    PRIMARY KEY (stall_id, seq, row)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS display_measures (
     stall_id    TEXT    NOT NULL,
     seq         INTEGER NOT NULL,
@@ -82,8 +93,8 @@ CREATE TABLE IF NOT EXISTS display_creatives (
     PRIMARY KEY (stall_id, slot)
 ) WITHOUT ROWID;
 """
-_TABLES = ("stream_sales", "stream_lines", "refund_totals", "display_measures",
-           "display_creatives")
+_TABLES = ("stream_sales", "stream_lines", "refund_totals", "refund_lines",
+           "display_measures", "display_creatives")
 
 
 def create(conn: sqlite3.Connection) -> None:
@@ -123,6 +134,12 @@ def index_events(conn: sqlite3.Connection, stall_id: str,
             conn.execute("INSERT OR IGNORE INTO refund_totals VALUES (?, ?, ?, ?)",
                          (stall_id, event.seq, event.data["sale_id"],
                           event.data["total_minor"]))
+            conn.executemany(
+                "INSERT OR IGNORE INTO refund_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(stall_id, event.seq, n, event.data["sale_id"], line["sku"],
+                  line["qty"], line["amount_minor"])
+                 for n, line in enumerate(event.data["lines"])
+                 if line.get("kind", "goods") == "goods"])
         elif event.kind == MEASURED_KIND:
             conn.executemany(
                 "INSERT OR IGNORE INTO display_measures VALUES"
@@ -186,13 +203,38 @@ def stream_revenue(conn: sqlite3.Connection, stall_id: str, after_seq: int,
             " WHERE stall_id = ? AND seq > ? AND seq <= ? GROUP BY stream_id,"
             " currency, offer_kind, offer_id, sku ORDER BY offer_id, sku",
             (stall_id, after_seq, upto_seq)):
-        _stream(streams, row[0], row[1])["offers"].append(
-            {"kind": row[2], "event_id": row[3], "sku": row[4], "sales": row[5],
-             "qty": row[6], "revenue_minor": row[7], "normal_value_minor": row[8]})
+        _offer(streams, row[:5]).update(
+            sales=row[5], qty=row[6], revenue_minor=row[7], normal_value_minor=row[8])
+    for row in conn.execute(
+            "SELECT l.stream_id, l.currency, l.offer_kind, l.offer_id, l.sku,"
+            " sum(r.qty), sum(r.amount_minor) FROM refund_lines AS r"
+            " JOIN stream_sales AS s ON s.stall_id = r.stall_id"
+            " AND s.sale_id = r.sale_id JOIN stream_lines AS l"
+            " ON l.stall_id = s.stall_id AND l.seq = s.seq AND l.sku = r.sku"
+            " WHERE r.stall_id = ? AND r.seq > ? AND r.seq <= ? GROUP BY"
+            " l.stream_id, l.currency, l.offer_kind, l.offer_id, l.sku",
+            (stall_id, after_seq, upto_seq)):
+        _offer(streams, row[:5]).update(refunded_qty=row[5], refunded_minor=row[6])
     out = [streams[key] for key in sorted(streams)]
     for stream in out:
         stream["net_minor"] = stream["gross_minor"] - stream["refunded_minor"]
+        offers = stream["offers"]  # by event id, then sku, as before
+        stream["offers"] = [offers[k] for k in sorted(offers, key=lambda k: k[1:])]
+        for offer in stream["offers"]:
+            offer["net_minor"] = offer["revenue_minor"] - offer["refunded_minor"]
     return out
+
+
+def _offer(streams: dict[tuple[str, str], dict[str, Any]],
+           key: tuple[str, str, str, str, str]) -> dict[str, Any]:
+    """Return an offer's figures in its stream (sold, refunded: each by its seq)."""
+    offers = _stream(streams, key[0], key[1])["offers"]
+    if key[2:] not in offers:
+        offers[key[2:]] = {"kind": key[2], "event_id": key[3], "sku": key[4],
+                           "sales": 0, "qty": 0, "revenue_minor": 0,
+                           "normal_value_minor": 0, "refunded_qty": 0,
+                           "refunded_minor": 0}
+    return offers[key[2:]]  # type: ignore[no-any-return]
 
 
 def _stream(streams: dict[tuple[str, str], dict[str, Any]], stream_id: str,
@@ -201,7 +243,7 @@ def _stream(streams: dict[tuple[str, str], dict[str, Any]], stream_id: str,
     if key not in streams:
         streams[key] = {"stream_id": stream_id, "currency": currency, "sales": 0,
                         "gross_minor": 0, "refunds": 0, "refunded_minor": 0,
-                        "offers": []}
+                        "offers": {}}
     return streams[key]
 
 
