@@ -23,7 +23,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from daemon.journal.canonical import canonical_bytes
@@ -43,6 +43,17 @@ class LivePricing:
         self._board = board
         self._clock = clock
         self.sale_listeners: list[SaleListener] = []
+        self._generation = 0  # bumped in the writer before live rows change
+        self._index: _Index | None = None  # computed in the writer thread
+        self._confirmed: _Index | None = None  # set on the loop after its commit
+
+    def touch(self) -> None:
+        """Say, in the writer's transaction, that live offers or streams change.
+
+        Call it before writing ``live_offers`` or ``live_streams``: the index of
+        what is active is then read again before the next sale trusts it.
+        """
+        self._generation += 1
 
     def apply(self, tx: Tx, request: Any, products: Mapping[str, Any], *,
               completed: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -55,6 +66,10 @@ class LivePricing:
         qty = Counter[str]()
         for sku, n in request.lines:
             qty[sku] += n
+        if self._quiet(tx):  # no stream, no live price valid now: nothing to read
+            if completed and self.sale_listeners:
+                self._after_commit(tx, request, [], qty, completed)
+            return dict(products), {}
         offers = _valid_offers(tx, sorted(qty), self._clock())
         out, lines = dict(products), []
         for offer in offers:
@@ -68,6 +83,29 @@ class LivePricing:
         part = self._attribute(tx, request, lines, products)
         self._after_commit(tx, request, lines, qty, completed)
         return out, part
+
+    def _quiet(self, tx: Tx) -> bool:
+        """Return True if no stream is active and no live price is valid now.
+
+        Decided from an index of the live rows (the latest end of a priced
+        offer, whether a stream is active) held in the writer, so a sale
+        without live selling reads no live table. The index counts only once
+        the batch it was read in committed (a rolled-back live event must not
+        leave it behind) and while no live event came since; until then this
+        answers False and the sale reads the tables. An offer's end is
+        compared with the clock at each sale, so it expires at its exact time.
+        """
+        index = self._index
+        if (index is None or index.generation != self._generation
+                or self._confirmed is not index):
+            until_s, streaming = _read_index(tx)
+            index = self._index = _Index(self._generation, until_s, streaming)
+            tx.after_commit(lambda: self._confirm(index))
+            return False
+        return not index.streaming and self._clock() >= index.until_s
+
+    def _confirm(self, index: _Index) -> None:
+        self._confirmed = index
 
     def _attribute(self, tx: Tx, request: Any, lines: list[dict[str, Any]],
                    products: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +156,23 @@ class LivePricing:
             if done.rowcount:
                 tx.after_commit(lambda sku=line["sku"], n=qty[line["sku"]]:
                                 board.sold(sku, -n))
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The latest end of a priced offer and whether a stream is active."""
+
+    generation: int
+    until_s: float
+    streaming: bool
+
+
+def _read_index(tx: Tx) -> tuple[float, bool]:
+    until = tx.execute("SELECT max(until_s) FROM live_offers"
+                       " WHERE price_minor IS NOT NULL").fetchone()[0]
+    stream = tx.execute("SELECT 1 FROM live_streams WHERE active = 1 LIMIT 1"
+                        ).fetchone()
+    return (float("-inf") if until is None else until), stream is not None
 
 
 def _valid_offers(tx: Tx, skus: Sequence[str], now_s: float) -> list[Offer]:

@@ -50,7 +50,8 @@ class LiveSelling:
         received = events.Received(name, t, body)
         now = self.clock()
         changes = await self.box.journal.transact(
-            lambda tx: _record_and_publish(tx, received, now, self.board))
+            lambda tx: _record_and_publish(tx, received, now, self.board,
+                                           self.pricing))
         if changes is None:
             _LOG.debug("live event %s repeated; nothing journaled", body["id"][:40])
             return False
@@ -75,7 +76,9 @@ class LiveSelling:
 
 
 def _record_and_publish(tx: Tx, received: events.Received, now_s: float,
-                        board: LiveBoard) -> list[Any] | None:
+                        board: LiveBoard, pricing: LivePricing
+                        ) -> list[Any] | None:
+    pricing.touch()  # before the rows change, so no sale trusts an old index
     changes = events.record(tx, received, now_s)
     for change in changes or ():
         tx.after_commit(functools.partial(change, board))
