@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon import setup_slip
+from daemon import _startup, setup_slip  # _startup first: it tunes the GC
 from daemon.config import Config, ConfigError, load_config, parse_config
 from daemon.control import StateLocked, ask_daemon, encode_file, state_lock
 from daemon.errors import StallboxError
@@ -87,6 +87,8 @@ def _state_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
     args = build_parser().parse_args(argv)
+    if args.command not in ("serve", "demo"):  # those settle once ready
+        _startup.settle()
     _setup_logging(args.log_level)
     # The state dir holds every sale, keys and tokens: nothing it creates is for
     # other local users (systemd's UMask= says the same for the service).

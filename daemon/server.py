@@ -93,6 +93,7 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
             url = _url(config, port)
             _LOG.info("serving on %s (journal seq %d)", url, box.journal.head_seq)
             notifier.ready(f"serving on {url}, journal seq {box.journal.head_seq}")
+            _settle_gc()
             notifier.start_watchdog()
             announcer = await _start_discovery(config, port)
             if on_ready is not None:
@@ -110,6 +111,14 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
         finally:
             control.close()
             await runner.cleanup()
+
+
+def _settle_gc() -> None:
+    """Put the collector's default threshold back after daemon.cli's start-up one."""
+    # Imported here: importing this module must leave the collector alone.
+    from daemon import _startup
+
+    _startup.settle()
 
 
 async def _start_discovery(config: Config, port: int) -> Announcer | None:
