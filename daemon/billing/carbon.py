@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd, lcm  # integers only: billing imports nothing else from math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from daemon.billing.factors import (
     EmissionFactor,
@@ -387,7 +387,18 @@ def estimate_to_json(estimate_: CarbonEstimate) -> str:
     """Return an estimate as canonical JSON text, Fractions exact (built once)."""
     if estimate_._json is not None:
         return estimate_._json
-    body = {
+    estimate_._json = json.dumps(estimate_body(estimate_), sort_keys=True,
+                                 ensure_ascii=False, separators=(",", ":"))
+    return estimate_._json
+
+
+def estimate_body(estimate_: CarbonEstimate) -> dict[str, Any]:
+    """Return a new dict that encodes to ``estimate_to_json``'s text.
+
+    JSON types only (str, int, list), so canonical JSON of the dict is that
+    text byte for byte: a sale event takes it without parsing the text back.
+    """
+    return {
         "lines": [
             [sku, fid, _ratio(g, d), _ratio(p, d) if p else "0", _ratio(lo, d),
              _ratio(hi, d), flag]
@@ -399,9 +410,6 @@ def estimate_to_json(estimate_: CarbonEstimate) -> str:
         "datasets": [list(d) for d in estimate_.datasets],
         "table_hash": estimate_.table_hash,
     }
-    estimate_._json = json.dumps(body, sort_keys=True, ensure_ascii=False,
-                                 separators=(",", ":"))
-    return estimate_._json
 
 
 def _ratio(numerator: int, denominator: int) -> str:

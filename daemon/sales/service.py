@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from daemon.billing.carbon import (
     GRAMS_PER_KG,
     CarbonEstimate,
-    estimate_to_json,
+    estimate_body,
     receipt_lines,
 )
 from daemon.billing.discounts import Discount
@@ -258,7 +258,7 @@ def _optional_parts(request: SaleRequest, priced: PricedSale,
                                             sale.sale_discount_by_code]}
     if priced.carbon is not None and billing.carbon is not None:
         out["carbon"] = {"record": priced.carbon_record,
-                         "estimate": json.loads(estimate_to_json(priced.carbon)),
+                         "estimate": estimate_body(priced.carbon),
                          "flags": [list(x) for x in priced.flags],
                          "methodology_url": billing.carbon.methodology_url}
     if priced.contribution_minor and billing.contribution is not None:
