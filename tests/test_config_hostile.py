@@ -93,6 +93,7 @@ def test_ordinary_unicode_text_is_still_accepted(tmp_path: Path) -> None:
     ('[stall]\nname = "X"\nidd = "a"\n', "stall.idd", "id"),
     ('[stall]\nname = "X"\n[email]\nhots = "127.0.0.1"\nfrom = "a@example.org"\n',
      "email.hots", "host"),
+    ('[stall]\nname = "X"\n[email]\nsmtp_server = "h"\n', "email.smtp_server", ""),
 ])
 def test_an_unknown_key_is_named_before_a_missing_one(tmp_path: Path, text: str,
                                                       key: str, hint: str) -> None:

@@ -12,6 +12,8 @@ from daemon.config import ConfigError, _Section
 
 PASSWORD_ENV = "STALLBOX_SMTP_PASSWORD"
 MAX_PASSWORD_BYTES = 1024
+EMAIL_KEYS = ("host", "port", "starttls", "from", "username", "password_file",
+              "retention_days", "max_attempts", "timeout_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ def parse_email(table: Any, base_dir: Path) -> EmailSettings | None:
         return None
     from daemon.ereceipt.address import AddressError, check_address
 
-    sec = _Section("email", table)
+    sec = _Section("email", table, EMAIL_KEYS)
     host = sec.get("host", str)
     if not host or len(host) > 253 or any(c.isspace() for c in host):
         raise ConfigError("email.host", "must be a host name or address")
