@@ -124,6 +124,8 @@ class _Section:
             raise ConfigError(full, f"must be {_kind_name(kind)}, not a boolean")
         if not isinstance(value, kind):
             raise ConfigError(full, f"must be {_kind_name(kind)}, got {value!r}"[:200])
+        if type(value) is int and abs(value) >= 10**18:  # none needs more than int64
+            raise ConfigError(full, "number too large")
         if _has_control(value):
             raise ConfigError(full, "must not contain control characters "
                               "(line breaks, tabs, escapes)")
@@ -140,8 +142,9 @@ class _Section:
     def int_range(self, key: str, low: int, high: int, default: int) -> int:
         value = self.get(key, int, default)
         if not low <= value <= high:
+            got = str(value) if abs(value) < 10**30 else "a number too large"
             raise ConfigError(f"{self.name}.{key}",
-                              f"must be between {low} and {high}; got {value}")
+                              f"must be between {low} and {high}; got {got}")
         return value
 
     def check_unknown(self) -> None:

@@ -77,6 +77,16 @@ def test_control_characters_in_text_are_refused(tmp_path: Path, text: str,
     assert "control characters" in err.why
 
 
+def test_a_4000_digit_integer_is_not_echoed(tmp_path: Path) -> None:
+    err = refused(tmp_path, f'[stall]\nname = "X"\n[http]\nport = {HUGE[:4000]}\n')
+    assert err.key == "http.port"
+    assert "too large" in err.why
+    assert len(str(err)) < 200
+    err = refused(tmp_path, '[stall]\nname = "X"\n[printer]\nport = "/dev/x"\n'
+                  f'baudrate = {HUGE[:4000]}\n')
+    assert (err.key, err.why) == ("printer.baudrate", "number too large")
+
+
 def test_ordinary_unicode_text_is_still_accepted(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, (
         '[stall]\nname = "Kräuter & Kerzen ☕"\naddress = "Straße 1, 79098 Freiburg"'
