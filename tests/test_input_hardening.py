@@ -135,6 +135,40 @@ async def test_receiver_enrolment_refuses_deep_nesting(receiver: Receiver) -> No
     assert (resp.status, problem["field"]) == (422, "body"), problem
 
 
+# ---- 3: an object that repeats a key is refused, not read by the last value ----
+
+@pytest.mark.parametrize("raw", [
+    b'{"client_ref": "a-ref-000001", "client_ref": "a-ref-000002",'
+    b' "lines": [{"sku": "DES-CREME-BRULEE", "qty": 1}],'
+    b' "payment": {"method": "cash", "tendered_minor": 1000}}',
+    b'{"client_ref": "a-ref-000003", "lines": [{"sku": "DES-CREME-BRULEE",'
+    b' "qty": 1, "qty": 100}], "payment": {"method": "cash",'
+    b' "tendered_minor": 1000}}',
+])
+async def test_a_repeated_key_is_422_and_sells_nothing(
+        client: TestClient, token: str, raw: bytes) -> None:
+    status, problem = await _post_raw(client, token, "/api/v1/sales", raw)
+    assert status == 422 and problem["field"] == "body", problem
+    assert "appears twice" in problem["detail"]
+    resp = await client.get("/api/v1/sales", headers=auth(token))
+    assert (await resp.json())["items"] == []
+
+
+def test_a_live_event_repeating_a_key_is_input_error() -> None:
+    raw = b'{"type": "stream.ended", "type": "product.pinned", "id": "e1"}'
+    with pytest.raises(InputError, match="appears twice"):
+        parse_body(raw)
+
+
+async def test_receiver_enrolment_refuses_a_repeated_key(receiver: Receiver) -> None:
+    raw = b'{"public_key": "a", "public_key": "b"}'
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{receiver.url}/v1/stalls/s1/enrol", data=raw,
+            headers={"Content-Type": "application/json"}) as resp:
+        problem = await resp.json(content_type=None)
+    assert (resp.status, problem["field"]) == (422, "body"), problem
+
+
 # ---- 4: every JSON body an API route checks is documented ----------------------
 
 async def test_every_json_post_route_documents_its_checked_body(

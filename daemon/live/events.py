@@ -8,7 +8,6 @@ received but ``"applied": false`` and changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from daemon.live.board import (
     offer_from_row,
     stream_from_row,
 )
-from daemon.web.schema import Int, Obj, Str
+from daemon.web.schema import Int, Obj, Str, parse_json_body
 
 _LOG = logging.getLogger(__name__)
 MAX_UNTIL_AHEAD_S = 7 * 24 * 3600
@@ -64,12 +63,7 @@ class Received:
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Parse and check an event body; a wrong one is InputError naming the field."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"body is not valid JSON: {err}", field="body") from err
-    except RecursionError as err:  # [[[[... past the interpreter's stack
-        raise InputError("body nested too deeply", field="body") from err
+    body = parse_json_body(raw)
     if not isinstance(body, dict):
         raise InputError("body must be a JSON object", field="body")
     spec = SPECS.get(body.get("type"))  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +16,7 @@ from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.openapi import build_openapi
 from daemon.web.problems import problem
 from daemon.web.sale_body import SALE_BODY, payment_field, sale_request
-from daemon.web.schema import Obj, Str
+from daemon.web.schema import Obj, Str, parse_json_body
 
 PAIR_BODY = Obj({"code": Str(1, 12), "name": Str(1, 40)})
 routes = web.RouteTableDef()
@@ -27,14 +26,7 @@ async def read_json(request: web.Request, spec: Obj) -> dict[str, Any]:
     """Parse and check a JSON body; wrong content is a 422 naming the field."""
     if request.content_type != "application/json":
         raise InputError("send Content-Type: application/json", field="body")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"body is not valid JSON: {err}", field="body") from err
-    except RecursionError as err:  # [[[[... past the interpreter's stack
-        raise InputError("body nested too deeply", field="body") from err
-    return spec.check(body)
+    return spec.check(parse_json_body(await request.read()))
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:

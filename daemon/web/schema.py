@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import InputError
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice: which value was meant is unknowable."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKeyError(f"key {key[:40]!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """Decode JSON from outside, refusing an object that repeats a key.
+
+    Python's decoder keeps the last of repeated keys; another reader may keep
+    the first, so a body such as {"consent": true, "consent": false} would mean
+    different things to different parts of the chain.
+    """
+    return json.loads(raw, object_pairs_hook=_unique_keys)
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body; malformed JSON is an InputError on the body."""
+    try:
+        return loads_strict(raw)
+    except DuplicateKeyError as err:
+        raise InputError(f"body is not valid JSON: {err}", field="body") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"body is not valid JSON: {err}", field="body") from err
+    except RecursionError as err:  # [[[[... past the interpreter's stack
+        raise InputError("body nested too deeply", field="body") from err
 
 # Unicode category Cc: C0 controls (NUL, ESC, line breaks...), DEL, C1 controls.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

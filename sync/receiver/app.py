@@ -4,7 +4,6 @@ invoices and the public receipt check."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import re
@@ -18,6 +17,7 @@ from aiohttp import web
 from daemon.errors import InputError
 from daemon.journal.store import utc_now
 from daemon.trust.excerpt import MAX_TEXT, ExcerptCheck
+from daemon.web.schema import loads_strict
 from sync import protocol
 from sync.errors import BatchRejected, GapError, JournalTruncated
 from sync.receiver import receipt_page, verify
@@ -255,7 +255,7 @@ async def _small_json(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(max_size=ENROL_BODY_MAX,
                                             actual_size=len(raw))
     try:
-        body = json.loads(raw)
+        body = loads_strict(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BatchRejected(422, "Invalid JSON", str(err), field="body") from err
     except RecursionError as err:  # [[[[... past the interpreter's stack
