@@ -11,10 +11,13 @@ row moved to that event's seq and the receipt queued. A declined or aborted
 attempt leaves the sale pending for another attempt, the rest in cash
 (``pay_rest_in_cash``) or ``sale.cancelled``.
 
-In a split (card + cash, card + voucher) the card pays its exact amount and
-cash the rest, rounded by the stall's rule (``tenders.settle``); every tender
-of the sale stays ``pending`` until the card part is approved, so the drawer
-and the Z report count the cash only with the completed sale.
+In a split (card + cash, card + voucher, card + gift card) the card pays its
+exact amount and cash the rest, rounded by the stall's rule
+(``tenders.settle``); every tender of the sale stays ``pending`` until the
+card part is approved, so the drawer and the Z report count the cash only with
+the completed sale. A gift card part is reserved: ``sale.pending`` takes it off
+the card's balance (``giftcards.reserve``, 409 if it is not there), the
+completion keeps it, ``sale.cancelled`` gives it back (``giftcards.release``).
 """
 
 from __future__ import annotations
@@ -94,16 +97,20 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
         return CardSaleOutcome(False, row[0], latest["id"] if latest else None)
     intents.check_terminal_free(tx, request.terminal)
     products = read_products(tx.conn, [sku for sku, _ in sale.lines])
-    giftcards.refuse_in_card_sale(sale, products)  # (#4) cash sales only for now
+    giftcards.refuse_in_card_sale(sale, products)  # (#4) sold for cash only
+    gift = giftcards.plan_sale(tx, sale, stall.currency)  # 409 if not there
+    sale = gift.request  # gift card codes masked
     part: dict[str, Any] = {}
     if prices is not None:
         products, part = prices.apply(tx, sale, products, completed=False)
     priced = price_for_card(tx, sale, stall, billing, products)
     sale_id = new_sale_id(tx)
-    data = {**event_body(sale_id, sale, priced, stall, billing), **part}
+    data = {**event_body(sale_id, sale, priced, stall, billing), **part,
+            **gift.event_part()}
     for payment in data["payments"]:
         payment["status"] = "pending"
     event = tx.append("sale.pending", data)
+    giftcards.reserve(tx, gift, event.seq)  # held while the card is tried
     _insert_sale(tx, data, event.seq, event.ts,
                  receipt_record(data, event.seq, priced.carbon))
     card = card_minor(data["payments"])
@@ -158,7 +165,8 @@ def cancel_sale(tx: Tx, sale_id: str, by: str,
                 release: Callable[[Tx, dict[str, Any]], None] | None = None) -> None:
     """Cancel a pending card sale whose attempts charged nothing.
 
-    ``release`` (daemon.live) gives the sale's units back to a flash cap.
+    ``release`` (daemon.live) gives the sale's units back to a flash cap; the
+    gift card amounts its ``sale.pending`` reserved go back to their cards.
     """
     row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
@@ -170,13 +178,17 @@ def cancel_sale(tx: Tx, sale_id: str, by: str,
     if latest["outcome"] not in ("declined", "aborted"):
         raise ConflictError(f"its payment is {latest['outcome']}: cancel or settle "
                             "the payment first")
-    tx.append("sale.cancelled", {"sale_id": sale_id, "by": by,
-                                 "reason": f"card payment {latest['outcome']}"})
+    body = tx.execute("SELECT e.body FROM events AS e JOIN sales AS s ON"
+                      " e.seq = s.seq WHERE s.id = ?", (sale_id,)).fetchone()
+    pending = dict(parse_canonical(bytes(body[0]))["data"])
+    back = giftcards.released(pending)
+    event = tx.append("sale.cancelled", {
+        "sale_id": sale_id, "by": by, "reason": f"card payment {latest['outcome']}",
+        **back})
+    giftcards.release(tx, back, event.seq)
     tx.execute("UPDATE sales SET status = 'cancelled' WHERE id = ?", (sale_id,))
     if release is not None:
-        pending = tx.execute("SELECT e.body FROM events AS e JOIN sales AS s ON"
-                             " e.seq = s.seq WHERE s.id = ?", (sale_id,)).fetchone()
-        release(tx, dict(parse_canonical(bytes(pending[0]))["data"]))
+        release(tx, pending)
 
 
 def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,

@@ -26,9 +26,19 @@ show it masked (``****-****-****-N6SN``). The table is neither journaled nor
 synced, so no replay can rebuild it and none checks it. The code is never
 logged: errors name a card by its last four characters.
 
+A card sale (``daemon.payments.card_sale``) spends a gift card too: its
+``sale.pending`` carries the ``redeemed`` part and takes it off the balance in
+that transaction (a reservation: while the customer is at the terminal no
+other tablet can spend it, the second gets 409); the ``sale.completed`` the
+approval or the cash for the rest journals copies that part and moves no
+balance again. A ``sale.cancelled`` gives it back as its ``released`` part.
+Selling gift card products by card is still refused (``refuse_in_card_sale``).
+
 Balances are a read model rebuilt from the events (``GiftCardsReplay``,
 which ``stallbox verify`` runs): ``gift_cards`` in ``sale.completed`` (issued
-and redeemed) and in ``sale.refunded`` (restored and voided).
+and redeemed; redeemed only when no ``sale.pending`` of that sale reserved
+it), ``sale.pending`` (redeemed, reserved), ``sale.cancelled`` (released) and
+``sale.refunded`` (restored and voided).
 """
 
 from __future__ import annotations
@@ -154,15 +164,11 @@ def _spendable(tx: Tx, digest: str, last4: str, currency: Currency) -> int:
 
 
 def refuse_in_card_sale(request: Any, products: Mapping[str, Product]) -> None:
-    """Refuse gift cards in a card sale: its pending/approved flow has no hook yet.
+    """Refuse selling gift cards in a card sale: codes are issued with cash only.
 
-    A card sale is journaled pending and completed only when the terminal
-    approves, in another transaction; issuing or spending a card there would
-    need a reservation that is not built. Sell or spend gift cards with cash.
+    Spending one there is fine (``reserve``/``release``); issuing would need
+    the codes drawn at approval, in another transaction, which is not built.
     """
-    if any(t.method == KIND for t in request.tenders):
-        raise InputError("a gift card cannot pay part of a card sale yet: pay the "
-                         "rest in cash instead", field="payment")
     if any(products[sku].gift_card for sku, _ in request.lines if sku in products):
         raise InputError("gift cards are sold for cash (or voucher) only for now",
                          field="lines")
@@ -211,6 +217,31 @@ def apply_sale(tx: Tx, plan: GiftCardPlan, data: Mapping[str, Any], seq: int
                  f"{money.code}" for c in plan.codes]
         tx.execute("INSERT INTO gift_card_codes (sale_id, notes) VALUES (?, ?)",
                    (data["id"], json.dumps(notes)))
+
+
+def reserve(tx: Tx, plan: GiftCardPlan, seq: int) -> None:
+    """Take a pending card sale's gift card part off the balances, at its seq."""
+    if plan.issued:  # refuse_in_card_sale keeps these out; never reserve them
+        raise InputError("gift cards are sold for cash (or voucher) only for now",
+                         field="lines")
+    for card in plan.redeemed:
+        _move(tx, card["hash"], -card["amount_minor"], seq)
+
+
+def released(pending: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the part a ``sale.cancelled`` gives back of what its pending took."""
+    redeemed = (pending.get("gift_cards") or {}).get("redeemed") or []
+    if not redeemed:
+        return {}
+    return {"gift_cards": {"released": [
+        {"hash": c["hash"], "last4": c["last4"], "amount_minor": c["amount_minor"]}
+        for c in redeemed]}}
+
+
+def release(tx: Tx, part: Mapping[str, Any], seq: int) -> None:
+    """Put a cancelled card sale's reserved amounts back on their cards."""
+    for card in (part.get("gift_cards") or {}).get("released", ()):
+        _move(tx, card["hash"], card["amount_minor"], seq)
 
 
 def receipt_notes(conn: Any, sale_id: str, *, codes: bool = False) -> list[str]:
@@ -381,13 +412,15 @@ def list_cards(conn: Any, limit: int = 200) -> list[dict[str, Any]]:
 class GiftCardsReplay:
     """gift_cards and gift_card_returns rebuilt from sale and refund events."""
 
-    kinds = frozenset({"sale.completed", "sale.refunded"})
+    kinds = frozenset({"sale.completed", "sale.refunded", "sale.pending",
+                       "sale.cancelled"})
     parsers: dict[str, Any] = {}
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.cards: dict[str, list[Any]] = {}
         self.returns: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.reserved: set[str] = set()  # pending card sales that took balance
 
     def feed(self, seq: int, ts: str, kind: str, record: dict[str, Any],
              digest: bytes) -> Fault | None:
@@ -397,18 +430,30 @@ class GiftCardsReplay:
             return None
         try:
             if kind == "sale.completed":
-                self._sale(seq, data, part)
+                self._sale(seq, data, part, data["id"] in self.reserved)
+                self.reserved.discard(data["id"])
+            elif kind == "sale.pending":
+                self._sale(seq, data, part, False)
+                if part.get("redeemed"):
+                    self.reserved.add(data["id"])
+            elif kind == "sale.cancelled":
+                for card in part["released"]:
+                    self._add(card["hash"], card["amount_minor"], seq)
+                self.reserved.discard(data["sale_id"])
             else:
                 self._refund(seq, data, part)
         except (KeyError, TypeError, ValueError):
             return seq, "gift_cards part of the event is malformed"
         return None
 
-    def _sale(self, seq: int, data: dict[str, Any], part: dict[str, Any]) -> None:
+    def _sale(self, seq: int, data: dict[str, Any], part: dict[str, Any],
+              reserved: bool) -> None:
         for card in part.get("issued", ()):
             self.cards[card["hash"]] = [card["hash"], card["last4"], data["currency"],
                                         card["amount_minor"], card["amount_minor"],
                                         "active", data["id"], seq, seq]
+        if reserved:  # its sale.pending took it off already
+            return
         for card in part.get("redeemed", ()):
             self._add(card["hash"], -card["amount_minor"], seq)
 
