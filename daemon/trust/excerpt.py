@@ -71,6 +71,15 @@ class ExcerptCheck:
     reason: str
     excerpt: Excerpt | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        """Return the verdict as the JSON APIs and the check pages show it."""
+        excerpt = self.excerpt
+        sale = None if excerpt is None else {
+            "stall_id": excerpt.stall_id, "seq": excerpt.seq, "ts": excerpt.ts,
+            "currency": excerpt.currency, "total_minor": excerpt.total_minor,
+            "epoch": excerpt.epoch}
+        return {"genuine": self.genuine, "reason": self.reason, "sale": sale}
+
 
 def excerpt_for_sale(stall_id: str, seq: int, ts: str, data: dict[str, Any],
                      digest: bytes, epoch: int) -> Excerpt:

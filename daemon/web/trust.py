@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -40,20 +39,11 @@ async def _check(request: web.Request, text: str) -> ExcerptCheck:
     return verdict
 
 
-def _shaped(verdict: ExcerptCheck) -> dict[str, Any]:
-    excerpt = verdict.excerpt
-    sale = None if excerpt is None else {
-        "stall_id": excerpt.stall_id, "seq": excerpt.seq, "ts": excerpt.ts,
-        "currency": excerpt.currency, "total_minor": excerpt.total_minor,
-        "epoch": excerpt.epoch}
-    return {"genuine": verdict.genuine, "reason": verdict.reason, "sale": sale}
-
-
 @routes.post("/api/v1/receipts/verify")
 async def verify_api(request: web.Request) -> web.Response:
     """Check a receipt's QR text; public, no account needed."""
     body = await read_json(request, VERIFY_BODY)
-    return web.json_response(_shaped(await _check(request, body["receipt"])))
+    return web.json_response((await _check(request, body["receipt"])).as_json())
 
 
 @routes.get("/verify")
@@ -71,7 +61,7 @@ async def verify_submit(request: web.Request) -> web.Response:
         return render(request, "verify.html", 422, result=None, text="",
                       error="Paste the text under the receipt's QR code.")
     try:
-        result = _shaped(await _check(request, text))
+        result = (await _check(request, text)).as_json()
     except InputError as err:
         return render(request, "verify.html", 422, result=None, text=text,
                       error=err.detail)

@@ -313,7 +313,7 @@ async def verify_receipt_api(request: web.Request) -> web.Response:
                             f"the QR code (at most {MAX_TEXT} characters)",
                             field="receipt")
     verdict = await _check_receipt(request, text)
-    return web.json_response(receipt_page.shaped(verdict))
+    return web.json_response(verdict.as_json())
 
 
 @routes.get("/verify")
@@ -334,7 +334,7 @@ async def verify_submit(request: web.Request) -> web.Response:
         verdict = await _check_receipt(request, text)
     except InputError as err:
         return receipt_page.render(None, text, err.detail, status=422)
-    return receipt_page.render(receipt_page.shaped(verdict), text, "")
+    return receipt_page.render(verdict.as_json(), text, "")
 
 
 async def _check_receipt(request: web.Request, text: str) -> ExcerptCheck:

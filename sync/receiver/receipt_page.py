@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.trust.excerpt import MAX_TEXT, ExcerptCheck
+from daemon.trust.excerpt import MAX_TEXT
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
 _PAGE = """<!doctype html>
@@ -29,16 +29,6 @@ it received.</p>
 <p><button type="submit">Check</button></p>
 </form></main></body></html>
 """
-
-
-def shaped(verdict: ExcerptCheck) -> dict[str, Any]:
-    """Return the verdict as the JSON API and the page show it."""
-    excerpt = verdict.excerpt
-    sale = None if excerpt is None else {
-        "stall_id": excerpt.stall_id, "seq": excerpt.seq, "ts": excerpt.ts,
-        "currency": excerpt.currency, "total_minor": excerpt.total_minor,
-        "epoch": excerpt.epoch}
-    return {"genuine": verdict.genuine, "reason": verdict.reason, "sale": sale}
 
 
 def render(result: dict[str, Any] | None, text: str, error: str, *,
