@@ -168,19 +168,7 @@ def cancel_sale(tx: Tx, sale_id: str, by: str,
     ``release`` (daemon.live) gives the sale's units back to a flash cap; the
     gift card amounts its ``sale.pending`` reserved go back to their cards.
     """
-    row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"no sale {sale_id[:40]!r}")
-    latest = intents.latest_for_sale(tx.conn, sale_id)
-    if row[0] != "pending" or latest is None:
-        raise ConflictError(f"sale {sale_id} is {row[0]}; only a pending card sale "
-                            "can be cancelled here")
-    if latest["outcome"] not in ("declined", "aborted"):
-        raise ConflictError(f"its payment is {latest['outcome']}: cancel or settle "
-                            "the payment first")
-    body = tx.execute("SELECT e.body FROM events AS e JOIN sales AS s ON"
-                      " e.seq = s.seq WHERE s.id = ?", (sale_id,)).fetchone()
-    pending = dict(parse_canonical(bytes(body[0]))["data"])
+    _, pending, latest = _refused_pending(tx, sale_id)
     back = giftcards.released(pending)
     event = tx.append("sale.cancelled", {
         "sale_id": sale_id, "by": by, "reason": f"card payment {latest['outcome']}",
@@ -191,26 +179,34 @@ def cancel_sale(tx: Tx, sale_id: str, by: str,
         release(tx, pending)
 
 
-def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
-                     by: str) -> dict[str, Any]:
-    """Complete a pending sale whose card was refused: cash pays the card's part."""
-    row = tx.execute("SELECT seq, receipt, status FROM sales WHERE id = ?",
+def _refused_pending(tx: Tx, sale_id: str
+                     ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Return a pending card sale's receipt, its sale.pending data and its last
+    payment attempt, which must have charged nothing (declined or aborted);
+    else raise, so the customer is never charged twice."""
+    row = tx.execute("SELECT s.status, s.receipt, e.body FROM sales AS s"
+                     " JOIN events AS e ON e.seq = s.seq WHERE s.id = ?",
                      (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id[:40]!r}")
     latest = intents.latest_for_sale(tx.conn, sale_id)
-    if row[2] != "pending" or latest is None:
-        raise ConflictError(f"sale {sale_id} is {row[2]}, not a card sale waiting "
+    if row[0] != "pending" or latest is None:
+        raise ConflictError(f"sale {sale_id} is {row[0]}, not a card sale waiting "
                             "for its payment")
     if latest["outcome"] not in ("declined", "aborted"):
         raise ConflictError(f"its card payment is {latest['outcome']}: settle it "
                             "first, so the customer is never charged twice")
-    pending = tx.execute("SELECT body FROM events WHERE seq = ?", (row[0],))
-    data = dict(parse_canonical(bytes(pending.fetchone()[0]))["data"])
+    return row[1], dict(parse_canonical(bytes(row[2]))["data"]), latest
+
+
+def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
+                     by: str) -> dict[str, Any]:
+    """Complete a pending sale whose card was refused: cash pays the card's part."""
+    receipt, data, latest = _refused_pending(tx, sale_id)
     data.update(_cash_settlement(data, tendered_minor), local_time=_local_time())
     data["replaced_card"] = {"intent_id": latest["id"], "by": by}
     event = tx.append("sale.completed", data)
-    record = {**json.loads(row[1]), "seq": event.seq, "local_time": data["local_time"],
+    record = {**json.loads(receipt), "seq": event.seq, "local_time": data["local_time"],
               **{k: data[k] for k in ("payments", "change_minor", "rounding_minor")},
               "excerpt": _excerpt(tx, event)}
     tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
