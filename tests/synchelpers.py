@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,19 @@ class Receiver:
             return [row[0] for row in rows]
 
         return await self.storage._call(read)
+
+
+@asynccontextmanager
+async def running_receiver(data_dir: Path, key: DeviceIdentity | None = None
+                           ) -> AsyncIterator[Receiver]:
+    """Run a receiver on loopback for the block, with the device key enrolled."""
+    rec = await Receiver(data_dir).start()
+    try:
+        if key is not None:
+            await rec.enrol(key)
+        yield rec
+    finally:
+        await rec.stop()
 
 
 def identity(tmp: Path) -> DeviceIdentity:

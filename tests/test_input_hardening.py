@@ -21,7 +21,7 @@ from sync import protocol
 from sync.receiver import verify
 from sync.receiver.schema import Invalid
 from tests.conftest import auth
-from tests.synchelpers import Receiver
+from tests.synchelpers import Receiver, running_receiver
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 KB, far past the recursion limit
 
@@ -121,9 +121,8 @@ def test_receiver_parsers_refuse_deep_nesting() -> None:
 
 @pytest.fixture
 async def receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    yield rec
-    await rec.stop()
+    async with running_receiver(tmp_path / "receiver") as rec:
+        yield rec
 
 
 async def test_receiver_enrolment_refuses_deep_nesting(receiver: Receiver) -> None:

@@ -26,7 +26,14 @@ from sync.outbox import Outbox
 from sync.receiver.sqlite_store import DB_FILE
 from tests.conftest import auth, make_config, pair, use_pages
 from tests.livehelpers import deliver, integration, rfc3339
-from tests.synchelpers import STALL, Receiver, device_dir, open_signed, sale_data
+from tests.synchelpers import (
+    STALL,
+    Receiver,
+    device_dir,
+    open_signed,
+    running_receiver,
+    sale_data,
+)
 
 pytestmark = pytest.mark.timeout(120)
 CATALOG = (
@@ -38,10 +45,9 @@ CATALOG = (
 
 @pytest.fixture
 async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    await rec.enrol(DeviceIdentity.load_or_create(state_dir))
-    yield rec
-    await rec.stop()
+    key = DeviceIdentity.load_or_create(state_dir)
+    async with running_receiver(tmp_path / "receiver", key) as rec:
+        yield rec
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
 from tests.cardhelpers import running_zvt, settled, shrink_zvt_timeouts
 from tests.conftest import auth, make_config, pair
-from tests.synchelpers import STALL, Receiver
+from tests.synchelpers import STALL, Receiver, running_receiver
 from tests.test_sale_billing import BILLING, CATALOG
 
 
@@ -37,10 +37,9 @@ def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
 
 @pytest.fixture
 async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    await rec.enrol(DeviceIdentity.load_or_create(state_dir))
-    yield rec
-    await rec.stop()
+    key = DeviceIdentity.load_or_create(state_dir)
+    async with running_receiver(tmp_path / "receiver", key) as rec:
+        yield rec
 
 
 @pytest.fixture

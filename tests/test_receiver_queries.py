@@ -14,7 +14,7 @@ from daemon.keys.device import DeviceIdentity
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from tests.conftest import auth, make_config, pair
-from tests.synchelpers import STALL, Receiver
+from tests.synchelpers import STALL, Receiver, running_receiver
 from tests.test_receiver_billing import CATALOG, get, sell
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,10 +23,9 @@ PERIOD_ROUTES = ("streams", "display")
 
 @pytest.fixture
 async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    await rec.enrol(DeviceIdentity.load_or_create(state_dir))
-    yield rec
-    await rec.stop()
+    key = DeviceIdentity.load_or_create(state_dir)
+    async with running_receiver(tmp_path / "receiver", key) as rec:
+        yield rec
 
 
 @pytest.fixture

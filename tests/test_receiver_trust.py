@@ -16,7 +16,15 @@ from daemon.journal.store import Journal
 from daemon.keys.device import DeviceIdentity
 from sync import protocol
 from sync.outbox import Outbox, PreparedBatch
-from tests.synchelpers import STALL, Receiver, device_dir, fill, open_signed, worker
+from tests.synchelpers import (
+    STALL,
+    Receiver,
+    device_dir,
+    fill,
+    open_signed,
+    running_receiver,
+    worker,
+)
 from tests.test_receiver_ingest import post
 
 
@@ -27,10 +35,8 @@ def key(tmp_path: Path) -> DeviceIdentity:
 
 @pytest.fixture
 async def receiver(tmp_path: Path, key: DeviceIdentity) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    await rec.enrol(key)
-    yield rec
-    await rec.stop()
+    async with running_receiver(tmp_path / "receiver", key) as rec:
+        yield rec
 
 
 @pytest.fixture

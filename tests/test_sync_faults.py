@@ -27,6 +27,7 @@ from tests.synchelpers import (
     device_dir,
     fill,
     open_signed,
+    running_receiver,
     worker,
 )
 
@@ -48,10 +49,8 @@ def key(tmp_path: Path) -> DeviceIdentity:
 
 @pytest.fixture
 async def receiver(tmp_path: Path, key: DeviceIdentity) -> AsyncIterator[Receiver]:
-    rec = await Receiver(tmp_path / "receiver").start()
-    await rec.enrol(key)
-    yield rec
-    await rec.stop()
+    async with running_receiver(tmp_path / "receiver", key) as rec:
+        yield rec
 
 
 @pytest.fixture
