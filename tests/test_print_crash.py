@@ -77,9 +77,10 @@ def test_power_cut_before_print_done_is_journaled_reprints_marked(
             sale = asyncio.run(_sell(daemon.url, token))
             _wait(lambda: len(printer.receipts) == 1, "the receipt")
             # Printed, reported printed, not yet journaled: the next commit
-            # (or PRINT_DONE_DELAY_S) would carry print.done.
-            jobs = asyncio.run(_jobs(daemon.url, token, sale["id"]))
-            assert jobs == ["printed"]
+            # (or PRINT_DONE_DELAY_S) would carry print.done. The printer has
+            # the bytes a moment before the daemon reads its status reply.
+            _wait(lambda: asyncio.run(_jobs(daemon.url, token, sale["id"]))
+                  == ["printed"], "the job reported printed")
             assert _kinds(state / "journal.sqlite3") == ["print.started"]
             assert "\nstallbox_print_queue_jobs 0\n" in asyncio.run(
                 _metrics(daemon.url, token))
