@@ -107,16 +107,17 @@ def _template(tx: Any, seq: int) -> dict[str, Any]:
 
 def _repeat_sale(tx: Any, template: dict[str, Any], stall_id: str) -> None:
     """Journal the template sale again as a new sale, as create_sale writes one."""
-    from daemon.sales.service import _write_read_models, new_sale_id, receipt_record
+    from daemon.sales.receipt_store import stored_part
+    from daemon.sales.service import _write_read_models, new_sale_id
     from daemon.trust.excerpt import sale_excerpt
 
     local_time = datetime.now().astimezone().strftime("%d.%m.%Y %H:%M")
     data = {**template["data"], "id": new_sale_id(tx), "client_ref": uuid.uuid4().hex,
             "local_time": local_time}
     event = tx.append("sale.completed", data)
-    record = receipt_record(data, event.seq, template["estimate"])
-    record["excerpt"] = sale_excerpt(tx, stall_id, event)
-    _write_read_models(tx, data, event.seq, event.ts, record)
+    stored = stored_part(data, template["estimate"],
+                         sale_excerpt(tx, stall_id, event))
+    _write_read_models(tx, data, event.seq, event.ts, stored)
 
 
 def main() -> int:

@@ -377,8 +377,8 @@ READ_MODEL_EDITS = [
      " sale_id = (SELECT id FROM sales WHERE seq = ?)", "payments"),
     ("payments", "DELETE FROM payments WHERE sale_id ="
      " (SELECT id FROM sales WHERE seq = ?)", "payments"),
-    ("receipt", "UPDATE sales SET receipt = replace(receipt, '\"qty\":', '\"qty\":1')"
-     " WHERE seq = ?", "receipt"),
+    ("receipt", "UPDATE sales SET receipt = replace(receipt, ',\"excerpt\":',"
+     " ',\"qty\":1,\"excerpt\":') WHERE seq = ?", "receipt"),
     ("excerpt", "UPDATE sales SET receipt = replace(receipt, '|EUR|', '|EUX|')"
      " WHERE seq = ?", "excerpt"),
     ("carbon", "UPDATE sales SET receipt = replace(receipt, 'Est. footprint',"

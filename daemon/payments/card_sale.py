@@ -22,7 +22,6 @@ completion keeps it, ``sale.cancelled`` gives it back (``giftcards.release``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,11 +32,11 @@ from daemon.billing import tenders
 from daemon.billing.cash import CashRounding
 from daemon.config import StallConfig
 from daemon.errors import ConflictError, InputError, NotFoundError
-from daemon.journal.canonical import canonical_bytes, parse_canonical
+from daemon.journal.canonical import parse_canonical
 from daemon.journal.store import Event, Tx
 from daemon.money import MAX_AMOUNT_MINOR, Currency
 from daemon.payments import intents
-from daemon.sales import giftcards
+from daemon.sales import giftcards, receipt_store
 from daemon.sales.checkout import PricedSale, price_order
 from daemon.sales.service import (
     SaleRequest,
@@ -45,7 +44,6 @@ from daemon.sales.service import (
     insert_sale_rows,
     new_sale_id,
     read_products,
-    receipt_record,
 )
 from daemon.sales.settings import BillingSettings
 from daemon.trust.excerpt import sale_excerpt
@@ -112,7 +110,7 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
     event = tx.append("sale.pending", data)
     giftcards.reserve(tx, gift, event.seq)  # held while the card is tried
     _insert_sale(tx, data, event.seq, event.ts,
-                 receipt_record(data, event.seq, priced.carbon))
+                 receipt_store.stored_part(data, priced.carbon))
     card = card_minor(data["payments"])
     intent_id = intents.create_intent(tx, sale_id, sale.client_ref, card,
                                       stall.currency.code, request.terminal)
@@ -206,12 +204,10 @@ def pay_rest_in_cash(tx: Tx, sale_id: str, tendered_minor: int,
     data.update(_cash_settlement(data, tendered_minor), local_time=_local_time())
     data["replaced_card"] = {"intent_id": latest["id"], "by": by}
     event = tx.append("sale.completed", data)
-    record = {**json.loads(receipt), "seq": event.seq, "local_time": data["local_time"],
-              **{k: data[k] for k in ("payments", "change_minor", "rounding_minor")},
-              "excerpt": _excerpt(tx, event)}
+    stored = {**receipt_store.stored_of(receipt), "excerpt": _excerpt(tx, event)}
     tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
                " receipt = ? WHERE id = ?",
-               (event.seq, event.ts, canonical_bytes(record), sale_id))
+               (event.seq, event.ts, receipt_store.encode(stored), sale_id))
     tx.execute("DELETE FROM payments WHERE sale_id = ?", (sale_id,))
     _insert_payments(tx, data, event.seq, "approved")
     tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"
@@ -258,15 +254,13 @@ def _complete(tx: Tx, intent: dict[str, Any], print_terminal_lines: bool) -> Non
                         for p in data["payments"]]
     data["local_time"] = _local_time()
     event = tx.append("sale.completed", data)
-    record = json.loads(row[1])
-    record.update(seq=event.seq, payments=data["payments"],
-                  local_time=data["local_time"], excerpt=_excerpt(tx, event))
+    stored = {**receipt_store.stored_of(row[1]), "excerpt": _excerpt(tx, event)}
     if print_terminal_lines:
         fresh = intents.get_intent(tx.conn, intent["id"])
-        record["terminal_lines"] = fresh["terminal_lines"]
+        stored["terminal_lines"] = fresh["terminal_lines"]
     tx.execute("UPDATE sales SET seq = ?, created_at = ?, status = 'completed',"
                " receipt = ? WHERE id = ?",
-               (event.seq, event.ts, canonical_bytes(record), sale_id))
+               (event.seq, event.ts, receipt_store.encode(stored), sale_id))
     tx.execute("UPDATE payments SET status = 'approved', seq = ? WHERE sale_id = ?",
                (event.seq, sale_id))
     tx.execute("INSERT INTO print_jobs (sale_id, reprint, status, seq, updated_seq)"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import unicodedata
 from typing import Any
 
-from daemon.errors import NotFoundError
 from daemon.journal.store import Tx
-from daemon.sales import giftcards
+from daemon.sales import giftcards, receipt_store
 from daemon.sales.receipt import render_text
 from daemon.sales.service import load_sale, receipt_from_record, sale_dict
 
@@ -20,7 +18,7 @@ _PRODUCT_SELECT = ("p.sku, p.name, p.variant, p.category, p.price_minor, p.tax_c
                    " coalesce(b.carbon_factor, '') FROM products p"
                    " LEFT JOIN product_billing b ON b.sku = p.sku")
 _SALE_COLUMNS = ("id, seq, client_ref, created_at, tablet, total_minor, currency,"
-                 " status, receipt")
+                 " status, receipt, (SELECT body FROM events WHERE seq = sales.seq)")
 
 
 def _fold(text: str) -> str:
@@ -90,15 +88,12 @@ def get_sale(conn: sqlite3.Connection, sale_id: str) -> dict[str, Any]:
 
 def receipt_record(conn: sqlite3.Connection | Any, sale_id: str, *,
                    gift_codes: bool = False) -> dict[str, Any]:
-    """Return the stored receipt record of a sale.
+    """Return the receipt record of a sale: its event merged with its row's part.
 
     Gift cards it issued are masked unless ``gift_codes`` (the printer's
     original receipt only: see ``printing._job``).
     """
-    row = conn.execute("SELECT receipt FROM sales WHERE id = ?", (sale_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"no sale {sale_id!r}")
-    record: dict[str, Any] = json.loads(row[0])
+    record = receipt_store.load_record(conn, sale_id)
     notes = giftcards.receipt_notes(conn, sale_id, codes=gift_codes)
     if notes:
         record["notes"] = [*record.get("notes", []), *notes]

@@ -17,31 +17,24 @@ approved. ``SaleRequest.tenders`` already carries ``card`` tenders and
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from daemon.billing.carbon import (
-    GRAMS_PER_KG,
-    CarbonEstimate,
-    estimate_body,
-    receipt_lines,
-)
+from daemon.billing.carbon import CarbonEstimate, estimate_body
 from daemon.billing.discounts import Discount
-from daemon.billing.rounding import div_round
 from daemon.billing.tenders import Tender
 from daemon.config import StallConfig
 from daemon.errors import NotFoundError
-from daemon.journal.canonical import compact_bytes
 from daemon.journal.store import Tx
 from daemon.ops.clock import CLOCK
-from daemon.sales import giftcards
+from daemon.sales import giftcards, receipt_store
 from daemon.sales.checkout import Order, PricedSale, Product, price_order
 from daemon.sales.productcache import cached_products
 from daemon.sales.receipt import PaymentRow, Receipt, ReceiptLine, TaxRow
+from daemon.sales.receipt_store import carbon_summary
 from daemon.sales.settings import BillingSettings
 from daemon.trust.excerpt import sale_excerpt
 
@@ -119,11 +112,12 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
     if CLOCK.unsynced():  # the time on this sale may be wrong (#7)
         data["clock_synced"] = False
     event = tx.append("sale.completed", data)
-    record = receipt_record(data, event.seq, priced.carbon)
-    record["excerpt"] = sale_excerpt(tx, stall.stall_id, event)
+    stored = receipt_store.stored_part(data, priced.carbon,
+                                       sale_excerpt(tx, stall.stall_id, event))
     giftcards.apply_sale(tx, gift, data, event.seq)
-    _write_read_models(tx, data, event.seq, event.ts, record)
-    return SaleOutcome(True, {**_new_sale_dict(data, record, event.seq, event.ts),
+    _write_read_models(tx, data, event.seq, event.ts, stored)
+    return SaleOutcome(True, {**_new_sale_dict(data, priced.carbon, event.seq,
+                                               event.ts),
                               **giftcards.sale_answer(gift)})
 
 
@@ -138,14 +132,17 @@ def new_sale_id(tx: Tx) -> str:
 
 
 def insert_sale_rows(tx: Tx, data: dict[str, Any], seq: int, ts: str,
-                     record: dict[str, Any], status: str) -> None:
-    """Insert a sale's row and its lines (cash sales and card sales alike)."""
+                     stored: dict[str, Any], status: str) -> None:
+    """Insert a sale's row and its lines (cash sales and card sales alike).
+
+    ``stored`` is what the receipt needs beyond the event (``receipt_store``).
+    """
     sale_id = data["id"]
     tx.execute(
         "INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
         " currency, status, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (sale_id, seq, data["client_ref"], ts, data["tablet"], data["total_minor"],
-         data["currency"], status, compact_bytes(record)))
+         data["currency"], status, receipt_store.encode(stored)))
     tx.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty, unit_minor,"
         " amount_minor, tax_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -154,10 +151,10 @@ def insert_sale_rows(tx: Tx, data: dict[str, Any], seq: int, ts: str,
 
 
 def _write_read_models(tx: Tx, data: dict[str, Any], seq: int, ts: str,
-                       record: dict[str, Any]) -> None:
+                       stored: dict[str, Any]) -> None:
     """Insert the sale, its lines, payments and print job for one event."""
     sale_id = data["id"]
-    insert_sale_rows(tx, data, seq, ts, record, "completed")
+    insert_sale_rows(tx, data, seq, ts, stored, "completed")
     tx.executemany(
         "INSERT INTO payments (sale_id, method, amount_minor, tendered_minor,"
         " change_minor, status, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -273,40 +270,22 @@ def _vat_line(stall: StallConfig) -> str:
     return f"USt-IdNr. {stall.vat_id}" if stall.vat_id else ""
 
 
-def carbon_summary(estimate: CarbonEstimate, flags: Sequence[Sequence[str]]
-                   ) -> dict[str, Any]:
-    """Return the estimate as the API and pages show it: whole grams and range."""
-    # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
-    # gcd) per figure; the result is the same whether or not n/d is reduced
-    grams = [div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
-             for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg)]
-    return {"co2e_g": grams[0], "low_g": grams[1], "high_g": grams[2],
-            "method": [estimate.method_id, estimate.method_version],
-            "datasets": [list(d) for d in estimate.datasets],
-            "defaulted": [list(f) for f in flags]}
-
-
 def receipt_record(data: dict[str, Any], seq: int,
                    estimate: CarbonEstimate | None) -> dict[str, Any]:
-    """Return what the receipt of a sale shows, stored with its read model."""
-    keep = ("id", "currency", "lines", "taxes", "total_minor", "payments",
-            "change_minor", "header", "footer", "local_time", "rounding_minor")
-    record = {"seq": seq, **{key: data[key] for key in keep}}
-    record["sale_discount"] = data.get("sale_discount")
+    """Return what the receipt of a sale shows (before its QR excerpt).
+
+    This whole record was stored with the sale before ``receipt_store``; the
+    verifier still builds it to check rows written then.
+    """
+    stored = receipt_store.stored_part(data, estimate)
+    record = {"seq": seq, **{key: data[key] for key in receipt_store.EVENT_KEYS},
+              "sale_discount": data.get("sale_discount")}
     carbon = data.get("carbon")
-    if carbon is not None and estimate is not None:
-        flags = carbon["flags"]
-        record["carbon_lines"] = list(receipt_lines(estimate)) + _flag_note(flags)
-        record["carbon"] = carbon_summary(estimate, flags)
+    if "carbon_lines" in stored:
+        record["carbon_lines"] = stored["carbon_lines"]
+        record["carbon"] = carbon_summary(estimate, carbon["flags"])
         record["methodology_url"] = carbon["methodology_url"]
     return record
-
-
-def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
-    """Say on the receipt when the stall default stood in for a product."""
-    if not flags:
-        return []
-    return [f"{len(flags)} item(s) by the stall's default factor."]
 
 
 def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Receipt:
@@ -353,14 +332,15 @@ def load_sale(conn: Any, sale_id: str) -> dict[str, Any]:
     """Read one sale with its lines and payments from the read models."""
     row = conn.execute(
         "SELECT id, seq, client_ref, created_at, tablet, total_minor, currency,"
-        " status, receipt FROM sales WHERE id = ?", (sale_id,)).fetchone()
+        " status, receipt, (SELECT body FROM events WHERE seq = sales.seq)"
+        " FROM sales WHERE id = ?", (sale_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no sale {sale_id!r}")
     return sale_dict(row, conn)
 
 
-def _new_sale_dict(data: dict[str, Any], record: dict[str, Any], seq: int,
-                   ts: str) -> dict[str, Any]:
+def _new_sale_dict(data: dict[str, Any], estimate: CarbonEstimate | None,
+                   seq: int, ts: str) -> dict[str, Any]:
     """Shape a sale just journaled as the API returns it, without reading it back."""
     payments = [{"method": p["method"], "amount_minor": p["amount_minor"],
                  "tendered_minor": p["tendered_minor"],
@@ -370,7 +350,10 @@ def _new_sale_dict(data: dict[str, Any], record: dict[str, Any], seq: int,
             "created_at": ts, "tablet": data["tablet"],
             "total_minor": data["total_minor"], "currency": data["currency"],
             "status": "completed"}
-    return {**head, **_record_part(record), "payments": payments}
+    carbon = data.get("carbon")
+    summary = (carbon_summary(estimate, carbon["flags"])
+               if carbon is not None and estimate is not None else None)
+    return {**head, **_record_part(data), "carbon": summary, "payments": payments}
 
 
 def _record_part(record: dict[str, Any]) -> dict[str, Any]:
@@ -383,11 +366,15 @@ def _record_part(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def sale_dict(row: Sequence[Any], conn: Any) -> dict[str, Any]:
-    """Shape a sales row (plus its payments) as the API returns it."""
+    """Shape a sales row (plus its payments) as the API returns it.
+
+    The row's columns: id, seq, client_ref, created_at, tablet, total_minor,
+    currency, status, receipt and the body of the event at its seq.
+    """
     payment = conn.execute(
         "SELECT method, amount_minor, tendered_minor, change_minor, status"
         " FROM payments WHERE sale_id = ? ORDER BY id", (row[0],)).fetchall()
-    receipt = json.loads(row[8])
+    receipt = receipt_store.record_of(row[8], row[1], row[9])
     return {
         "id": row[0], "seq": row[1], "client_ref": row[2], "created_at": row[3],
         "tablet": row[4], "total_minor": row[5], "currency": row[6],

@@ -13,16 +13,19 @@ Sales are most of a journal, so their check is the one made fast:
 - the sale's lines and payments come with its row, folded by SQLite into one
   string each (``quote()`` of every column), compared with the same string
   built from the event;
-- the stored receipt must equal, byte for byte, the receipt the sale service
-  builds from the event, whose signed QR excerpt must be the event's.
+- the stored receipt (since ``daemon.sales.receipt_store``, only what the
+  event lacks) must equal, byte for byte, what the sale service stores for
+  the event, and its signed QR excerpt must be the event's; a row written
+  before, which holds the whole receipt, is checked in that form.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
-from fractions import Fraction
 from typing import Any
 
 from daemon.journal.canonical import (
@@ -34,6 +37,13 @@ from daemon.journal.canonical import (
 )
 from daemon.journal.verify import ALL_SEQS, DataParser, Fault, ObserverFactory
 from daemon.keys.epoch import CERT_KIND
+from daemon.sales.receipt_store import (
+    SLIM_HEAD,
+    RecordedEstimate,
+    carbon_lines,
+    field_bytes,
+    is_slim,
+)
 from daemon.trust.closures import CLOSURE_KINDS
 from daemon.trust.excerpt import SEP, excerpt_for_sale
 
@@ -47,6 +57,9 @@ _CARBON_KEY = b',"carbon_lines":'
 _RECEIPT_KEEP = ("id", "currency", "lines", "taxes", "total_minor", "payments",
                  "change_minor", "header", "footer", "local_time", "rounding_minor")
 _HEAD_KEYS = frozenset({"seq", *_RECEIPT_KEEP, "sale_discount"})
+_SLIM_START = len(SLIM_HEAD)
+_TERMINAL_KEY = b',"terminal_lines":'
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{86}")  # Ed25519, URL-safe base64 unpadded
 
 
 def _stream(conn: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
@@ -196,7 +209,7 @@ class SalesReplay(_MergeJoin):
         super().__init__(conn, seq_range)
         self.parsers = {SALE_KIND: _SaleParser()}
         self._lines, self._payments = _MultisetDigest(), _MultisetDigest()
-        self._estimates: dict[int, tuple[dict[str, Any], Any]] = {}
+        self._estimates: dict[int, tuple[Any, Any, bytes, bytes]] = {}
         self._epoch, self._stall_id = 0, ""
 
     def other(self, seq: int, kind: str, record: dict[str, Any]) -> Fault | None:
@@ -221,6 +234,8 @@ class SalesReplay(_MergeJoin):
 
     def _receipt_fault(self, stored: bytes, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
+        if is_slim(stored):  # only what the event lacks (daemon.sales.receipt_store)
+            return self._slim_fault(stored, seq, ts, data, digest)
         if _card_sale(data):  # receipts of card sales are merged, not rebuilt
             return self._card_receipt_fault(stored, seq, ts, data, digest)
         at = stored.rfind(_EXCERPT_KEY)
@@ -241,6 +256,28 @@ class SalesReplay(_MergeJoin):
         if head != wanted:
             return "the stored receipt differs from its sale.completed event"
         return ""
+
+    def _slim_fault(self, stored: bytes, seq: int, ts: str, data: dict[str, Any],
+                    digest: bytes) -> str:
+        """Check a row that stores only what its event lacks, as bytes.
+
+        It must read '{"v":2', the carbon lines built from the event, a card
+        sale's terminal slip (the one part not checked against an event), then
+        the excerpt: nothing of it is decoded but the slip.
+        """
+        carbon = data.get("carbon")
+        start = _SLIM_START
+        if carbon is not None:
+            start += len(part := self._carbon_memo(data)[3])
+            if stored[_SLIM_START:start] != part:
+                return "the stored receipt's carbon part differs from its event"
+        at = stored.rfind(_EXCERPT_KEY)
+        if at < start or not stored.endswith(b'"}'):
+            return "the stored receipt has no QR excerpt"
+        if at > start and not (_card_sale(data) and _terminal_part(stored[start:at])):
+            return "the stored receipt differs from its sale.completed event"
+        excerpt = stored[at + len(_EXCERPT_KEY):-2].decode("utf-8", "replace")
+        return self._excerpt_fault(excerpt, seq, ts, data, digest)
 
     def _card_receipt_fault(self, stored: bytes, seq: int, ts: str,
                             data: dict[str, Any], digest: bytes) -> str:
@@ -271,19 +308,26 @@ class SalesReplay(_MergeJoin):
         """
         from daemon.sales.service import receipt_record  # sales imports trust
 
-        carbon = data.get("carbon")
-        if carbon is None:
+        if data.get("carbon") is None:
             return receipt_record(data, seq, None), b""
+        record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
+                  "sale_discount": data.get("sale_discount")}
+        return record, self._carbon_memo(data)[2]
+
+    def _carbon_memo(self, data: dict[str, Any]) -> tuple[Any, Any, bytes, bytes]:
+        """Return a sale's carbon part, its estimate and both stored forms of its
+        receipt text (the whole record's keys, the slim row's), once per part."""
+        carbon = data["carbon"]
         memo = self._estimates.get(id(carbon))
         if memo is None or memo[0] is not carbon:
             if len(self._estimates) >= MEMO_ENTRIES:
                 self._estimates.clear()
-            estimate = _EstimateView(carbon["estimate"])
-            memo = (carbon, estimate, _carbon_text(data, estimate))
+            estimate = RecordedEstimate(carbon["estimate"])
+            memo = (carbon, estimate, _carbon_text(data, estimate),
+                    field_bytes("carbon_lines", carbon_lines(estimate,
+                                                             carbon["flags"])))
             self._estimates[id(carbon)] = memo
-        record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
-                  "sale_discount": data.get("sale_discount")}
-        return record, memo[2]
+        return memo
 
     def _excerpt_fault(self, text: str, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
@@ -291,7 +335,7 @@ class SalesReplay(_MergeJoin):
             return "" if not text else "a receipt carries a QR excerpt in an " \
                 "unsigned journal"
         parts = text.split(SEP)
-        if len(parts) != 10:
+        if len(parts) != 10 or not _SIGNATURE.fullmatch(parts[9]):
             return "the stored receipt's QR excerpt is malformed"
         wanted = excerpt_for_sale(self._stall_id, seq, ts, data, digest, self._epoch)
         if SEP.join(parts[:9]) + SEP != wanted.signed_text():
@@ -363,23 +407,6 @@ def _wanted_rows(table: str, data: dict[str, Any], seq: int) -> list[Any]:
     return list(_payment_rows(data, seq))
 
 
-class _EstimateView:
-    """The figures of a sale's carbon estimate as its event recorded them.
-
-    The receipt's carbon lines and summary are built from these, so the
-    stored receipt is checked against the event, not against a recomputation
-    from the factor tables (which would cost a millisecond per distinct basket).
-    """
-
-    def __init__(self, recorded: dict[str, Any]) -> None:
-        self.total_kg = Fraction(recorded["total_kg"])
-        self.low_kg, self.high_kg = (Fraction(x) for x in recorded["range_kg"])
-        self.method_id, self.method_version = recorded["method"]
-        self.datasets = tuple(tuple(d) for d in recorded["datasets"])
-        self.table_hash = recorded["table_hash"]
-        self._text: dict[str, tuple[str, ...]] = {}  # receipt_lines caches here
-
-
 def _carbon_text(data: dict[str, Any], estimate: Any) -> bytes:
     """Return the receipt's carbon keys as stored: ',"carbon_lines":...'."""
     from daemon.sales.service import receipt_record
@@ -387,6 +414,18 @@ def _carbon_text(data: dict[str, Any], estimate: Any) -> bytes:
     record = receipt_record({**data, "carbon": data["carbon"]}, 0, estimate)
     part = {key: record[key] for key in record if key not in _HEAD_KEYS}
     return b"," + compact_bytes(part)[1:-1] if part else b""
+
+
+def _terminal_part(part: bytes) -> bool:
+    """Say whether part is a card terminal's slip as the sale service stores it."""
+    if not part.startswith(_TERMINAL_KEY):
+        return False
+    try:
+        lines = json.loads(part[len(_TERMINAL_KEY):])
+    except ValueError:
+        return False
+    return (isinstance(lines, list) and all(isinstance(x, str) for x in lines)
+            and field_bytes("terminal_lines", lines) == part)
 
 
 def _card_sale(data: dict[str, Any]) -> bool:

@@ -1,0 +1,156 @@
+"""A sale's receipt record: read from its event, plus what the event lacks.
+
+A receipt shows the values of its sale's event (``sale.completed``, or
+``sale.pending`` while a card sale waits) and a few things no sale event
+holds. The sales row's ``receipt`` column stores only those, as compact JSON
+led by its format, keys always in this order:
+
+    {"v":2,"carbon_lines":[...],"terminal_lines":[...],"excerpt":"SB1|..."}
+
+- ``carbon_lines``: the carbon block as printed, the stall-default note
+  included. The event holds the estimate's figures; the text is formatted by
+  the code of the day, and a receipt must keep reading as it was printed.
+  Present exactly when the event has a ``carbon`` part.
+- ``terminal_lines``: a card terminal's slip, printed with the receipt when
+  the stall asks for it. It comes with the payment events, not the sale's.
+- ``excerpt``: the signed QR text ('' in an unsigned journal), completed sales
+  only. Its signed part follows from the event, the epoch key live at the
+  sale and the stall id its certificate names; the signature itself follows
+  from nothing stored.
+
+The rest of the record (seq, id, lines, taxes, totals, payments, header,
+footer, local time, discount, carbon summary and methodology URL) is taken
+from the event at the row's seq when a receipt is read (``merge``), which
+gives the record the sale service used to store whole (about 1.5 kB a sale;
+nested objects now come in the event's sorted key order). Rows written in
+that older form have no ``"v"`` key first (``is_slim``) and are read as
+stored; `stallbox verify` checks each row in its own form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from daemon.billing.carbon import GRAMS_PER_KG, receipt_lines
+from daemon.billing.rounding import div_round
+from daemon.errors import NotFoundError
+from daemon.journal.canonical import compact_bytes, parse_canonical
+
+SLIM_HEAD = b'{"v":2'
+STORED_KEYS = ("carbon_lines", "terminal_lines", "excerpt")
+EVENT_KEYS = ("id", "currency", "lines", "taxes", "total_minor", "payments",
+              "change_minor", "header", "footer", "local_time", "rounding_minor")
+
+
+def as_bytes(raw: bytes | str | memoryview) -> bytes:
+    """Return a stored receipt as bytes (an edit by hand may leave it TEXT)."""
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+def is_slim(raw: bytes) -> bool:
+    """Say whether a stored receipt holds only what its event lacks."""
+    return raw.startswith(SLIM_HEAD)
+
+
+def field_bytes(key: str, value: Any) -> bytes:
+    """Encode one stored key as it follows the format in the row: ',"key":value'."""
+    return b',"' + key.encode("ascii") + b'":' + compact_bytes(value)
+
+
+def encode(stored: Mapping[str, Any]) -> bytes:
+    """Encode the stored part of a receipt, its keys in their fixed order."""
+    return SLIM_HEAD + b"".join(field_bytes(key, stored[key]) for key in STORED_KEYS
+                                if key in stored) + b"}"
+
+
+def carbon_lines(estimate: Any, flags: Sequence[Sequence[str]]) -> list[str]:
+    """Return the carbon block as the receipt prints it."""
+    note = [f"{len(flags)} item(s) by the stall's default factor."] if flags else []
+    return [*receipt_lines(estimate), *note]
+
+
+def stored_part(data: Mapping[str, Any], estimate: Any,
+                excerpt: str | None = None) -> dict[str, Any]:
+    """Return what a sale's receipt needs beyond the sale's event data."""
+    stored: dict[str, Any] = {}
+    carbon = data.get("carbon")
+    if carbon is not None and estimate is not None:
+        stored["carbon_lines"] = carbon_lines(estimate, carbon["flags"])
+    if excerpt is not None:
+        stored["excerpt"] = excerpt
+    return stored
+
+
+def stored_of(raw: bytes | str | memoryview) -> dict[str, Any]:
+    """Return the keys no event holds from a stored receipt of either form."""
+    record = json.loads(as_bytes(raw))
+    return {key: record[key] for key in STORED_KEYS if key in record}
+
+
+def merge(data: Mapping[str, Any], seq: int, stored: Mapping[str, Any]
+          ) -> dict[str, Any]:
+    """Return the whole receipt record of the sale event at seq."""
+    record = {"seq": seq, **{key: data[key] for key in EVENT_KEYS},
+              "sale_discount": data.get("sale_discount")}
+    carbon = data.get("carbon")
+    if carbon is not None:
+        record["carbon_lines"] = stored.get("carbon_lines", [])
+        record["carbon"] = carbon_summary(RecordedEstimate(carbon["estimate"]),
+                                          carbon["flags"])
+        record["methodology_url"] = carbon["methodology_url"]
+    for key in ("terminal_lines", "excerpt"):
+        if key in stored:
+            record[key] = stored[key]
+    return record
+
+
+def record_of(raw: bytes | str | memoryview, seq: int,
+              body: bytes | None) -> dict[str, Any]:
+    """Return the receipt record of a sales row from its receipt and event body."""
+    raw = as_bytes(raw)
+    if not is_slim(raw):
+        return dict(json.loads(raw))  # the whole record, as written before
+    if body is None:
+        raise NotFoundError(f"the event at seq {seq} of this receipt is missing")
+    return merge(parse_canonical(bytes(body))["data"], seq, json.loads(raw))
+
+
+def load_record(conn: Any, sale_id: str) -> dict[str, Any]:
+    """Return the receipt record of one sale, read with its event."""
+    row = conn.execute("SELECT s.seq, s.receipt, e.body FROM sales AS s"
+                       " LEFT JOIN events AS e ON e.seq = s.seq WHERE s.id = ?",
+                       (sale_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no sale {sale_id!r}")
+    return record_of(row[1], row[0], row[2])
+
+
+class RecordedEstimate:
+    """The figures of a carbon estimate as a sale event recorded them.
+
+    Receipt lines and the summary are made from these, the way the sale
+    service made them from the estimate itself, without the factor tables.
+    """
+
+    def __init__(self, recorded: Mapping[str, Any]) -> None:
+        self.total_kg = Fraction(recorded["total_kg"])
+        self.low_kg, self.high_kg = (Fraction(x) for x in recorded["range_kg"])
+        self.method_id, self.method_version = recorded["method"]
+        self.datasets = tuple(tuple(d) for d in recorded["datasets"])
+        self.table_hash = recorded["table_hash"]
+        self._text: dict[str, tuple[str, ...]] = {}  # receipt_lines caches here
+
+
+def carbon_summary(estimate: Any, flags: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Return the estimate as the API and pages show it: whole grams and range."""
+    # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
+    # gcd) per figure; the result is the same whether or not n/d is reduced
+    grams = [div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
+             for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg)]
+    return {"co2e_g": grams[0], "low_g": grams[1], "high_g": grams[2],
+            "method": [estimate.method_id, estimate.method_version],
+            "datasets": [list(d) for d in estimate.datasets],
+            "defaulted": [list(f) for f in flags]}
