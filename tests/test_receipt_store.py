@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon.billing.carbon import estimate_from_record, receipt_lines
 from daemon.config import Config
 from daemon.errors import NotFoundError
 from daemon.journal.verify import VerifyResult, verify_journal
@@ -90,8 +91,11 @@ def _whole_form(status: str, seq: int, receipt: bytes, body: bytes,
     data, stored = json.loads(body)["data"], json.loads(receipt)
     record = {"seq": seq, **{key: data[key] for key in _KEEP},
               "sale_discount": data.get("sale_discount")}
-    if "carbon" in data:
-        record.update(carbon_lines=stored["carbon_lines"], carbon=summary,
+    if "carbon" in data:  # the text from the estimate itself, as the writer had it
+        flags = data["carbon"]["flags"]
+        note = [f"{len(flags)} item(s) by the stall's default factor."] if flags else []
+        lines = [*receipt_lines(estimate_from_record(data["carbon"]["record"])), *note]
+        record.update(carbon_lines=lines, carbon=summary,
                       methodology_url=data["carbon"]["methodology_url"])
     for key in ("terminal_lines", "excerpt"):
         if key in stored:
@@ -128,12 +132,17 @@ async def test_a_sale_row_holds_only_what_its_event_lacks(
     rows = {row[0]: row for row in _rows(card_config.state_dir / JOURNAL_FILE)}
     kept = {sale: list(json.loads(rows[sale_id][3]))
             for sale, sale_id in ids.items()}
-    assert kept == {"cash": ["v", "carbon_lines", "excerpt"],
-                    "card": ["v", "carbon_lines", "terminal_lines", "excerpt"],
-                    "pending": ["v", "carbon_lines"]}
-    assert all(bytes(row[3]).startswith(b'{"v":2,') for row in rows.values())
+    assert kept == {"cash": ["v", "excerpt"],
+                    "card": ["v", "terminal_lines", "excerpt"], "pending": ["v"]}
+    assert all(bytes(row[3]).startswith(b'{"v":2') for row in rows.values())
     cash = bytes(rows[ids["cash"]][3])
-    assert b'"lines"' not in cash and len(cash) < 600  # the whole form: ~1.5 kB
+    assert len(cash) < 250  # the whole form: ~1.5 kB
+    client = await aiohttp_client(create_app(card_config))
+    token = await pair(client, "Till 2")
+    for sale_id in ids.values():
+        _, text = await _shown(client, token, sale_id)
+        assert "Est. footprint" in text and "item(s) by the stall's default" in text
+    await client.close()
     assert _verify(card_config.state_dir).ok
 
 
@@ -166,13 +175,16 @@ async def test_rows_of_the_whole_form_read_the_same_and_verify(
     forms = {row[0]: receipt_store.is_slim(bytes(row[3])) for row in _rows(journal)}
     assert forms == {ids["cash"]: False, ids["card"]: False, ids["pending"]: True}
     assert _verify(card_config.state_dir).ok
-    for name in ("cash", "card"):
+    for name, old, new, named in (
+            ("cash", '"qty":', '"qty":1', "differs from its sale"),
+            ("cash", "Est. footprint", "Est. footprimt", "carbon part"),
+            ("card", '"qty":', '"qty":1', "differs from its sale")):
         seq = next(r[1] for r in _rows(journal) if r[0] == ids[name])
-        edited = _tamper(journal, tmp_path / f"{name}.sqlite3",
-                         "UPDATE sales SET receipt = replace(receipt, '\"qty\":',"
-                         " '\"qty\":1') WHERE seq = ?", (seq,))
+        edited = _tamper(journal, tmp_path / f"{name}-{named}.sqlite3",
+                         "UPDATE sales SET receipt = replace(receipt, ?, ?)"
+                         " WHERE seq = ?", (old, new, seq))
         result = _verify(card_config.state_dir, edited)
-        assert result.bad_seq == seq and "receipt" in result.reason, result
+        assert result.bad_seq == seq and named in result.reason, (name, result)
 
 
 async def test_an_edited_card_slip_in_a_slim_row_is_named(
@@ -196,10 +208,8 @@ SLIM_EDITS = [
      " ',\"qty\":1,\"excerpt\":')", "differs from its sale.completed"),
     ("a card slip on a cash sale", "replace(receipt, ',\"excerpt\":',"
      " ',\"terminal_lines\":[],\"excerpt\":')", "differs from its sale.completed"),
-    ("a carbon line", "replace(receipt, 'Est. footprint', 'Est. footprimt')",
-     "carbon part"),
-    ("no carbon lines", "replace(receipt, ',\"carbon_lines\":', ',\"x\":')",
-     "carbon part"),
+    ("carbon lines", "replace(receipt, ',\"excerpt\":',"
+     " ',\"carbon_lines\":[\"0 g\"],\"excerpt\":')", "differs from its sale"),
     ("an excerpt field", "replace(receipt, '|EUR|', '|EUX|')", "QR excerpt"),
     ("JSON after the signature", "replace(receipt, '\"}', '\",\"x\":\"y\"}')",
      "QR excerpt is malformed"),
@@ -228,20 +238,18 @@ async def test_an_edited_slim_row_is_named_by_its_seq(
 
 
 def test_the_stored_part_is_encoded_in_one_key_order() -> None:
-    stored = {"excerpt": "SB1|x", "terminal_lines": ["Zahlung erfolgt"],
-              "carbon_lines": ["Est. footprint 2,9 kg CO2e"]}
+    stored = {"excerpt": "SB1|x", "terminal_lines": ["Zahlung erfolgt"]}
     raw = receipt_store.encode(stored)
-    assert raw == (b'{"v":2,"carbon_lines":["Est. footprint 2,9 kg CO2e"],'
-                   b'"terminal_lines":["Zahlung erfolgt"],"excerpt":"SB1|x"}')
+    assert raw == b'{"v":2,"terminal_lines":["Zahlung erfolgt"],"excerpt":"SB1|x"}'
     assert receipt_store.is_slim(raw) and receipt_store.stored_of(raw) == stored
     assert receipt_store.encode({}) == b'{"v":2}'
 
 
 def test_the_stored_part_of_a_whole_record_is_its_three_keys() -> None:
     whole = json.dumps({"seq": 3, "id": "x", "lines": [], "carbon_lines": ["a"],
-                        "excerpt": "SB1|y"}).encode()
+                        "terminal_lines": ["b"], "excerpt": "SB1|y"}).encode()
     assert not receipt_store.is_slim(whole)
-    assert receipt_store.stored_of(whole) == {"carbon_lines": ["a"],
+    assert receipt_store.stored_of(whole) == {"terminal_lines": ["b"],
                                               "excerpt": "SB1|y"}
     assert receipt_store.stored_of(whole.decode()) == receipt_store.stored_of(whole)
 

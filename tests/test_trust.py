@@ -381,8 +381,8 @@ READ_MODEL_EDITS = [
      " ',\"qty\":1,\"excerpt\":') WHERE seq = ?", "receipt"),
     ("excerpt", "UPDATE sales SET receipt = replace(receipt, '|EUR|', '|EUX|')"
      " WHERE seq = ?", "excerpt"),
-    ("carbon", "UPDATE sales SET receipt = replace(receipt, 'Est. footprint',"
-     " 'Est. footprimt') WHERE seq = ?", "carbon part"),
+    ("carbon", "UPDATE sales SET receipt = replace(receipt, ',\"excerpt\":',"
+     " ',\"carbon_lines\":[\"0 g\"],\"excerpt\":') WHERE seq = ?", "receipt"),
 ]
 
 

@@ -109,8 +109,7 @@ def open_card_sale(tx: Tx, request: CardSaleRequest, stall: StallConfig,
         payment["status"] = "pending"
     event = tx.append("sale.pending", data)
     giftcards.reserve(tx, gift, event.seq)  # held while the card is tried
-    _insert_sale(tx, data, event.seq, event.ts,
-                 receipt_store.stored_part(data, priced.carbon))
+    _insert_sale(tx, data, event.seq, event.ts, {})
     card = card_minor(data["payments"])
     intent_id = intents.create_intent(tx, sale_id, sale.client_ref, card,
                                       stall.currency.code, request.terminal)

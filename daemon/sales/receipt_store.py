@@ -1,38 +1,37 @@
 """A sale's receipt record: read from its event, plus what the event lacks.
 
 A receipt shows the values of its sale's event (``sale.completed``, or
-``sale.pending`` while a card sale waits) and a few things no sale event
-holds. The sales row's ``receipt`` column stores only those, as compact JSON
-led by its format, keys always in this order:
+``sale.pending`` while a card sale waits) and two things no sale event holds.
+The sales row's ``receipt`` column stores only those, as compact JSON led by
+its format, keys always in this order:
 
-    {"v":2,"carbon_lines":[...],"terminal_lines":[...],"excerpt":"SB1|..."}
+    {"v":2,"terminal_lines":[...],"excerpt":"SB1|..."}
 
-- ``carbon_lines``: the carbon block as printed, the stall-default note
-  included. The event holds the estimate's figures; the text is formatted by
-  the code of the day, and a receipt must keep reading as it was printed.
-  Present exactly when the event has a ``carbon`` part.
 - ``terminal_lines``: a card terminal's slip, printed with the receipt when
-  the stall asks for it. It comes with the payment events, not the sale's.
-- ``excerpt``: the signed QR text ('' in an unsigned journal), completed sales
-  only. Its signed part follows from the event, the epoch key live at the
-  sale and the stall id its certificate names; the signature itself follows
-  from nothing stored.
+  the stall asks for it; it comes with the payment events, not the sale's.
+- ``excerpt``: the signed QR text ('' in an unsigned journal), completed
+  sales only. Its signed part follows from the event, the epoch key live at
+  the sale and the stall id its certificate names; its signature follows from
+  nothing stored.
 
-The rest of the record (seq, id, lines, taxes, totals, payments, header,
-footer, local time, discount, carbon summary and methodology URL) is taken
-from the event at the row's seq when a receipt is read (``merge``), which
-gives the record the sale service used to store whole (about 1.5 kB a sale;
-nested objects now come in the event's sorted key order). Rows written in
-that older form have no ``"v"`` key first (``is_slim``) and are read as
-stored; `stallbox verify` checks each row in its own form.
+Everything else is taken from the event at the row's seq when a receipt is
+read (``merge``): seq, id, lines, taxes, totals, payments, header, footer,
+local time, discount, and the carbon block. The block's text is formatted
+from the figures the event recorded (``RecordedEstimate``), as every other
+line of the receipt is formatted from its values when it is printed; the
+verifier always required stored carbon lines to equal that formatting byte
+for byte, so storing them kept nothing the event did not. The result is the
+record the sale service stored whole before (about 1.5 kB a sale, two
+overflow pages more than the row needs now), nested objects in the event's
+sorted key order. Rows written in that older form have no ``"v"`` key first
+(``is_slim``) and are read as stored; `stallbox verify` checks each row in its
+own form.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.billing.carbon import GRAMS_PER_KG, receipt_lines
 from daemon.billing.rounding import div_round
@@ -40,7 +39,8 @@ from daemon.errors import NotFoundError
 from daemon.journal.canonical import compact_bytes, parse_canonical
 
 SLIM_HEAD = b'{"v":2'
-STORED_KEYS = ("carbon_lines", "terminal_lines", "excerpt")
+MEMO_ENTRIES = 256  # distinct carbon estimates whose receipt text is kept
+STORED_KEYS = ("terminal_lines", "excerpt")
 EVENT_KEYS = ("id", "currency", "lines", "taxes", "total_minor", "payments",
               "change_minor", "header", "footer", "local_time", "rounding_minor")
 
@@ -66,27 +66,9 @@ def encode(stored: Mapping[str, Any]) -> bytes:
                                 if key in stored) + b"}"
 
 
-def carbon_lines(estimate: Any, flags: Sequence[Sequence[str]]) -> list[str]:
-    """Return the carbon block as the receipt prints it."""
-    note = [f"{len(flags)} item(s) by the stall's default factor."] if flags else []
-    return [*receipt_lines(estimate), *note]
-
-
-def stored_part(data: Mapping[str, Any], estimate: Any,
-                excerpt: str | None = None) -> dict[str, Any]:
-    """Return what a sale's receipt needs beyond the sale's event data."""
-    stored: dict[str, Any] = {}
-    carbon = data.get("carbon")
-    if carbon is not None and estimate is not None:
-        stored["carbon_lines"] = carbon_lines(estimate, carbon["flags"])
-    if excerpt is not None:
-        stored["excerpt"] = excerpt
-    return stored
-
-
 def stored_of(raw: bytes | str | memoryview) -> dict[str, Any]:
     """Return the keys no event holds from a stored receipt of either form."""
-    record = json.loads(as_bytes(raw))
+    record = parse_canonical(as_bytes(raw))
     return {key: record[key] for key in STORED_KEYS if key in record}
 
 
@@ -97,11 +79,13 @@ def merge(data: Mapping[str, Any], seq: int, stored: Mapping[str, Any]
               "sale_discount": data.get("sale_discount")}
     carbon = data.get("carbon")
     if carbon is not None:
-        record["carbon_lines"] = stored.get("carbon_lines", [])
-        record["carbon"] = carbon_summary(RecordedEstimate(carbon["estimate"]),
-                                          carbon["flags"])
+        recorded, flags = carbon["estimate"], carbon["flags"]
+        text, grams = _figures(recorded)
+        record["carbon_lines"] = [*text, *_flag_note(flags)]
+        record["carbon"] = _summary(grams, recorded["method"], recorded["datasets"],
+                                    flags)
         record["methodology_url"] = carbon["methodology_url"]
-    for key in ("terminal_lines", "excerpt"):
+    for key in STORED_KEYS:
         if key in stored:
             record[key] = stored[key]
     return record
@@ -112,10 +96,10 @@ def record_of(raw: bytes | str | memoryview, seq: int,
     """Return the receipt record of a sales row from its receipt and event body."""
     raw = as_bytes(raw)
     if not is_slim(raw):
-        return dict(json.loads(raw))  # the whole record, as written before
+        return dict(parse_canonical(raw))  # the whole record, as written before
     if body is None:
         raise NotFoundError(f"the event at seq {seq} of this receipt is missing")
-    return merge(parse_canonical(bytes(body))["data"], seq, json.loads(raw))
+    return merge(parse_canonical(bytes(body))["data"], seq, parse_canonical(raw))
 
 
 def load_record(conn: Any, sale_id: str) -> dict[str, Any]:
@@ -128,29 +112,83 @@ def load_record(conn: Any, sale_id: str) -> dict[str, Any]:
     return record_of(row[1], row[0], row[2])
 
 
+class Ratio(NamedTuple):
+    """A recorded 'n/d' (or 'n') as the two integers the rounding takes."""
+
+    numerator: int
+    denominator: int
+
+
+def ratio(text: str) -> Ratio:
+    """Read str(Fraction)'s text without a Fraction (a third of a receipt's read)."""
+    top, _, bottom = text.partition("/")
+    return Ratio(int(top), int(bottom) if bottom else 1)
+
+
 class RecordedEstimate:
     """The figures of a carbon estimate as a sale event recorded them.
 
     Receipt lines and the summary are made from these, the way the sale
-    service made them from the estimate itself, without the factor tables.
+    service made them from the estimate itself, without the factor tables:
+    both round n/d with ``div_round``, which needs no reduced fraction.
     """
 
     def __init__(self, recorded: Mapping[str, Any]) -> None:
-        self.total_kg = Fraction(recorded["total_kg"])
-        self.low_kg, self.high_kg = (Fraction(x) for x in recorded["range_kg"])
+        self.total_kg = ratio(recorded["total_kg"])
+        self.low_kg, self.high_kg = (ratio(x) for x in recorded["range_kg"])
         self.method_id, self.method_version = recorded["method"]
         self.datasets = tuple(tuple(d) for d in recorded["datasets"])
         self.table_hash = recorded["table_hash"]
         self._text: dict[str, tuple[str, ...]] = {}  # receipt_lines caches here
 
 
-def carbon_summary(estimate: Any, flags: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Return the estimate as the API and pages show it: whole grams and range."""
+_FIGURES: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+
+
+def _figures(recorded: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Return an estimate's receipt text and its grams, once per distinct figures.
+
+    Baskets repeat over a day, so a reprint or a page mostly finds them here
+    instead of formatting six figures again (half the cost of a receipt read).
+    """
+    key = (recorded["total_kg"], *recorded["range_kg"], *recorded["method"],
+           *map(tuple, recorded["datasets"]))
+    found = _FIGURES.get(key)
+    if found is None:
+        estimate = RecordedEstimate(recorded)
+        found = receipt_lines(estimate), _grams(estimate)
+        if len(_FIGURES) >= MEMO_ENTRIES:
+            _FIGURES.clear()
+        _FIGURES[key] = found
+    return found
+
+
+def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
+    """Say on the receipt when the stall default stood in for a product."""
+    return [f"{len(flags)} item(s) by the stall's default factor."] if flags else []
+
+
+def carbon_lines(estimate: Any, flags: Sequence[Sequence[str]]) -> list[str]:
+    """Return the carbon block as the receipt prints it."""
+    return [*receipt_lines(estimate), *_flag_note(flags)]
+
+
+def _grams(estimate: Any) -> tuple[int, ...]:
     # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
     # gcd) per figure; the result is the same whether or not n/d is reduced
-    grams = [div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
-             for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg)]
+    return tuple(div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
+                 for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg))
+
+
+def carbon_summary(estimate: Any, flags: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Return the estimate as the API and pages show it: whole grams and range."""
+    return _summary(_grams(estimate), (estimate.method_id, estimate.method_version),
+                    estimate.datasets, flags)
+
+
+def _summary(grams: Sequence[int], method: Sequence[str],
+             datasets: Sequence[Sequence[str]], flags: Sequence[Sequence[str]]
+             ) -> dict[str, Any]:
     return {"co2e_g": grams[0], "low_g": grams[1], "high_g": grams[2],
-            "method": [estimate.method_id, estimate.method_version],
-            "datasets": [list(d) for d in estimate.datasets],
+            "method": list(method), "datasets": [list(d) for d in datasets],
             "defaulted": [list(f) for f in flags]}

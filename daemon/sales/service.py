@@ -112,8 +112,7 @@ def create_sale(tx: Tx, request: SaleRequest, stall: StallConfig,
     if CLOCK.unsynced():  # the time on this sale may be wrong (#7)
         data["clock_synced"] = False
     event = tx.append("sale.completed", data)
-    stored = receipt_store.stored_part(data, priced.carbon,
-                                       sale_excerpt(tx, stall.stall_id, event))
+    stored = {"excerpt": sale_excerpt(tx, stall.stall_id, event)}
     giftcards.apply_sale(tx, gift, data, event.seq)
     _write_read_models(tx, data, event.seq, event.ts, stored)
     return SaleOutcome(True, {**_new_sale_dict(data, priced.carbon, event.seq,
@@ -135,7 +134,8 @@ def insert_sale_rows(tx: Tx, data: dict[str, Any], seq: int, ts: str,
                      stored: dict[str, Any], status: str) -> None:
     """Insert a sale's row and its lines (cash sales and card sales alike).
 
-    ``stored`` is what the receipt needs beyond the event (``receipt_store``).
+    ``stored`` is what the receipt needs beyond the event (``receipt_store``):
+    the QR excerpt of a completed sale, nothing yet for a pending one.
     """
     sale_id = data["id"]
     tx.execute(
@@ -277,13 +277,13 @@ def receipt_record(data: dict[str, Any], seq: int,
     This whole record was stored with the sale before ``receipt_store``; the
     verifier still builds it to check rows written then.
     """
-    stored = receipt_store.stored_part(data, estimate)
     record = {"seq": seq, **{key: data[key] for key in receipt_store.EVENT_KEYS},
               "sale_discount": data.get("sale_discount")}
     carbon = data.get("carbon")
-    if "carbon_lines" in stored:
-        record["carbon_lines"] = stored["carbon_lines"]
-        record["carbon"] = carbon_summary(estimate, carbon["flags"])
+    if carbon is not None and estimate is not None:
+        flags = carbon["flags"]
+        record["carbon_lines"] = receipt_store.carbon_lines(estimate, flags)
+        record["carbon"] = carbon_summary(estimate, flags)
         record["methodology_url"] = carbon["methodology_url"]
     return record
 

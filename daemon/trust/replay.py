@@ -37,13 +37,7 @@ from daemon.journal.canonical import (
 )
 from daemon.journal.verify import ALL_SEQS, DataParser, Fault, ObserverFactory
 from daemon.keys.epoch import CERT_KIND
-from daemon.sales.receipt_store import (
-    SLIM_HEAD,
-    RecordedEstimate,
-    carbon_lines,
-    field_bytes,
-    is_slim,
-)
+from daemon.sales.receipt_store import SLIM_HEAD, RecordedEstimate, field_bytes
 from daemon.trust.closures import CLOSURE_KINDS
 from daemon.trust.excerpt import SEP, excerpt_for_sale
 
@@ -57,7 +51,6 @@ _CARBON_KEY = b',"carbon_lines":'
 _RECEIPT_KEEP = ("id", "currency", "lines", "taxes", "total_minor", "payments",
                  "change_minor", "header", "footer", "local_time", "rounding_minor")
 _HEAD_KEYS = frozenset({"seq", *_RECEIPT_KEEP, "sale_discount"})
-_SLIM_START = len(SLIM_HEAD)
 _TERMINAL_KEY = b',"terminal_lines":'
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{86}")  # Ed25519, URL-safe base64 unpadded
 
@@ -209,7 +202,7 @@ class SalesReplay(_MergeJoin):
         super().__init__(conn, seq_range)
         self.parsers = {SALE_KIND: _SaleParser()}
         self._lines, self._payments = _MultisetDigest(), _MultisetDigest()
-        self._estimates: dict[int, tuple[Any, Any, bytes, bytes]] = {}
+        self._estimates: dict[int, tuple[dict[str, Any], Any]] = {}
         self._epoch, self._stall_id = 0, ""
 
     def other(self, seq: int, kind: str, record: dict[str, Any]) -> Fault | None:
@@ -234,7 +227,7 @@ class SalesReplay(_MergeJoin):
 
     def _receipt_fault(self, stored: bytes, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
-        if is_slim(stored):  # only what the event lacks (daemon.sales.receipt_store)
+        if stored.startswith(SLIM_HEAD):  # only what the event lacks (#6)
             return self._slim_fault(stored, seq, ts, data, digest)
         if _card_sale(data):  # receipts of card sales are merged, not rebuilt
             return self._card_receipt_fault(stored, seq, ts, data, digest)
@@ -261,16 +254,10 @@ class SalesReplay(_MergeJoin):
                     digest: bytes) -> str:
         """Check a row that stores only what its event lacks, as bytes.
 
-        It must read '{"v":2', the carbon lines built from the event, a card
-        sale's terminal slip (the one part not checked against an event), then
-        the excerpt: nothing of it is decoded but the slip.
+        It must read '{"v":2', a card sale's terminal slip (the one part not
+        checked against an event, decoded), then the excerpt, and end there.
         """
-        carbon = data.get("carbon")
-        start = _SLIM_START
-        if carbon is not None:
-            start += len(part := self._carbon_memo(data)[3])
-            if stored[_SLIM_START:start] != part:
-                return "the stored receipt's carbon part differs from its event"
+        start = len(SLIM_HEAD)
         at = stored.rfind(_EXCERPT_KEY)
         if at < start or not stored.endswith(b'"}'):
             return "the stored receipt has no QR excerpt"
@@ -308,26 +295,19 @@ class SalesReplay(_MergeJoin):
         """
         from daemon.sales.service import receipt_record  # sales imports trust
 
-        if data.get("carbon") is None:
+        carbon = data.get("carbon")
+        if carbon is None:
             return receipt_record(data, seq, None), b""
-        record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
-                  "sale_discount": data.get("sale_discount")}
-        return record, self._carbon_memo(data)[2]
-
-    def _carbon_memo(self, data: dict[str, Any]) -> tuple[Any, Any, bytes, bytes]:
-        """Return a sale's carbon part, its estimate and both stored forms of its
-        receipt text (the whole record's keys, the slim row's), once per part."""
-        carbon = data["carbon"]
         memo = self._estimates.get(id(carbon))
         if memo is None or memo[0] is not carbon:
             if len(self._estimates) >= MEMO_ENTRIES:
                 self._estimates.clear()
             estimate = RecordedEstimate(carbon["estimate"])
-            memo = (carbon, estimate, _carbon_text(data, estimate),
-                    field_bytes("carbon_lines", carbon_lines(estimate,
-                                                             carbon["flags"])))
+            memo = (carbon, estimate, _carbon_text(data, estimate))
             self._estimates[id(carbon)] = memo
-        return memo
+        record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
+                  "sale_discount": data.get("sale_discount")}
+        return record, memo[2]
 
     def _excerpt_fault(self, text: str, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
