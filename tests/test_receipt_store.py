@@ -19,6 +19,7 @@ from daemon.errors import NotFoundError
 from daemon.journal.verify import VerifyResult, verify_journal
 from daemon.runtime import JOURNAL_FILE
 from daemon.sales import receipt_store
+from daemon.trust.excerpt import excerpt_for_sale, sale_signed_text
 from daemon.trust.replay import replay_observers
 from daemon.web.app import create_app
 from device.sim.zvt_terminal import ZvtTerminalSim
@@ -257,3 +258,15 @@ def test_the_stored_part_of_a_whole_record_is_its_three_keys() -> None:
 def test_a_slim_row_without_its_event_is_not_found() -> None:
     with pytest.raises(NotFoundError):
         receipt_store.record_of(b'{"v":2,"excerpt":""}', 7, None)
+
+
+TAX_A = {"code": "A", "rate_bp": 1900, "gross_minor": 590, "tax_minor": 94}
+TAX_B = {"code": "B", "rate_bp": 700, "gross_minor": -640, "tax_minor": -42}
+
+
+@pytest.mark.parametrize("taxes", [[], [TAX_A, TAX_B]])
+def test_the_verifiers_signed_text_is_the_excerpts(taxes: list[Any]) -> None:
+    data = {"currency": "EUR", "total_minor": -50, "taxes": taxes}
+    digest = bytes(range(32))
+    args = ("stall-1", 12, "2026-12-04T21:15:18.860733Z", data, digest, 3)
+    assert sale_signed_text(*args) == excerpt_for_sale(*args).signed_text()

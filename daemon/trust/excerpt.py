@@ -90,6 +90,19 @@ def excerpt_for_sale(stall_id: str, seq: int, ts: str, data: dict[str, Any],
                    digest.hex()[:HASH_PREFIX_HEX], epoch)
 
 
+def sale_signed_text(stall_id: str, seq: int, ts: str, data: dict[str, Any],
+                     digest: bytes, epoch: int) -> str:
+    """Return ``excerpt_for_sale(...).signed_text()`` without the Excerpt between.
+
+    The verifier builds one per sale of the journal.
+    """
+    taxes = ",".join(f"{t['code']}:{t['rate_bp']}:{t['gross_minor']}:{t['tax_minor']}"
+                     for t in data["taxes"])
+    return SEP.join((PREFIX, stall_id, str(seq), ts, data["currency"],
+                     str(data["total_minor"]), taxes,
+                     digest[:HASH_PREFIX_HEX // 2].hex(), str(epoch))) + SEP
+
+
 def sale_excerpt(tx: Tx, stall_id: str, event: Event) -> str:
     """Return the signed excerpt of a sale just appended ('' when unsigned)."""
     signer = tx.signer
