@@ -52,6 +52,7 @@ class Observer(Protocol):
     A fault is (seq, reason): usually the fed event's seq, but a read-model
     row that no event made is named by its own seq. `parsers` may give a
     faster decoder of the data part of a kind's body (text, end of data).
+    Optional attributes (see ``_Router``): `seq_range`, `unparsed`, `needs`.
     """
 
     kinds: frozenset[str]
@@ -156,7 +157,8 @@ def verify_journal(path: Path, device_public: bytes | None = None, *,
     try:
         conn.execute("BEGIN")  # one snapshot for the whole walk
         trust = _Trust(device_public)
-        return _walk(_rows(conn), _seals(conn), trust, [f(conn) for f in observers])
+        with _gc_paused():
+            return _walk(_rows(conn), _seals(conn), trust, [f(conn) for f in observers])
     finally:
         conn.close()
 
@@ -258,7 +260,7 @@ def _replay_only(conn: sqlite3.Connection, observers: list[Observer],
     with _gc_paused():
         while rows := cursor.fetchmany(FETCH_ROWS):
             for seq, ts, kind, body, digest in rows:
-                targets, parse = router.targets(kind, seq)
+                targets, parse = router.targets(kind, seq, body)
                 if not targets:
                     continue
                 if isinstance(body, str):
@@ -285,26 +287,61 @@ class _Router:
     An observer sees the events of its `kinds` whose seq is in its optional
     `seq_range` (certificates always); kinds in its optional `unparsed` set
     reach it with data None, for observers that need only the seq and kind.
+    An optional `needs` maps a kind to a text its bodies must hold to matter
+    to the observer (a key, quoted): a body without it, and without any
+    backslash that could spell it escaped, is not fed to that observer.
+    The answer for a kind holds over a span of seqs (all of them, unless some
+    observer has a range), so it is worked out once per kind and span.
     """
 
-    def __init__(self, observers: Sequence[Observer]) -> None:
-        self.routes: dict[str, list[tuple[Observer, int, int, bool]]] = {}
+    def __init__(self, observers: Sequence[Observer],
+                 parsed: frozenset[str] = frozenset()) -> None:
+        self.routes: dict[str, list[_Route]] = {}
         self.parsers: dict[str, DataParser] = {}
+        self._parsed = parsed  # kinds whose data the caller needs itself
+        self._plans: dict[str, _Plan] = {}
         for observer in observers:
             first, last = getattr(observer, "seq_range", ALL_SEQS)
             unparsed = getattr(observer, "unparsed", frozenset())
+            needs = getattr(observer, "needs", {})
             for kind in observer.kinds:
                 span = ALL_SEQS if kind == CERT_KIND else (first, last)
                 self.routes.setdefault(kind, []).append(
-                    (observer, *span, kind not in unparsed))
+                    (observer, *span, kind not in unparsed, needs.get(kind)))
             self.parsers.update(getattr(observer, "parsers", {}))
 
-    def targets(self, kind: str, seq: int) -> tuple[list[Observer], bool]:
-        routes = self.routes.get(kind)
-        if not routes:
-            return [], False
-        hit = [r for r in routes if r[1] <= seq <= r[2]]
-        return [r[0] for r in hit], any(r[3] for r in hit)
+    def targets(self, kind: str, seq: int, body: Any) -> tuple[list[Observer], bool]:
+        plan = self._plans.get(kind)
+        if plan is None or not plan[0] <= seq <= plan[1]:
+            plan = self._plans[kind] = self._plan(kind, seq)
+        if plan[4] is None or not isinstance(body, bytes):
+            return plan[2], plan[3]
+        escaped = b"\\" in body
+        hit = [r for r in plan[4] if r[4] is None or escaped or r[4] in body]
+        return [r[0] for r in hit], kind in self._parsed or any(r[3] for r in hit)
+
+    def _plan(self, kind: str, seq: int) -> _Plan:
+        """Return the observers of kind at seq and the span of seqs they hold for."""
+        low, high, hit = 0, _NO_END, []
+        for route in self.routes.get(kind, ()):
+            first, last = route[1], route[2]
+            if first <= seq <= last:
+                hit.append(route)
+                low, high = max(low, first), min(high, last)
+            elif seq < first:
+                high = min(high, first - 1)
+            else:
+                low = max(low, last + 1)
+        parse = kind in self._parsed or any(r[3] for r in hit)
+        sieve = hit if any(r[4] is not None for r in hit) else None
+        return low, high, [r[0] for r in hit], parse, sieve
+
+
+# (observer, first seq, last seq, parsed, needed text or None)
+_Route = tuple[Any, int, int, bool, bytes | None]
+# (first seq, last seq, observers, parse, routes to sieve by body or None)
+_Plan = tuple[int, int, list[Any], bool, list[_Route] | None]
+_NO_END = 1 << 63
 
 
 def _finish_observers(observers: list[Observer]) -> Fault | None:
@@ -349,31 +386,36 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
           observers: list[Observer], first_seq: int = 1,
           prev: bytes = GENESIS_HASH) -> VerifyResult:
     seal = next(seals, None)
+    seal_at = seal[0] if seal is not None else _NO_END
     expected_seq, count, sealed, sealed_seq = first_seq, 0, 0, 0
-    router = _Router(observers)
+    router = _Router(observers, frozenset({CERT_KIND}))
+    targets_of, parsers = router.targets, router.parsers
     for seq, ts, kind, body, prev_hash, digest in rows:
-        targets, parse = router.targets(kind, seq)
-        parse = parse or kind == CERT_KIND
+        targets, parse = targets_of(kind, seq, body)
         fault, record = _check_event(expected_seq, prev, seq, ts, kind, body,
-                                     prev_hash, digest,
-                                     router.parsers if parse else None)
-        if record is None and targets:
-            record = {"data": None, "kind": kind, "seq": seq, "ts": ts}
-        if not fault and kind == CERT_KIND:
+                                     prev_hash, digest, parsers if parse else None)
+        if fault:
+            return _fail(count, expected_seq, fault, trust)
+        digest = bytes(digest)
+        if kind == CERT_KIND:
             if seal is not None or sealed:  # none at all: "not signed" below
                 fault = _epoch_sealed(trust)
             fault = fault or _check_cert(trust, record, seq, prev)
-        if not fault and seal is not None and seal[0] <= seq:
-            fault = _check_seal(trust, seal, seq, bytes(digest))
+        if not fault and seal_at <= seq:
+            fault = _check_seal(trust, seal, seq, digest)  # type: ignore[arg-type]
             seal, sealed, sealed_seq = next(seals, None), sealed + 1, seq
+            seal_at = seal[0] if seal is not None else _NO_END
             trust.unsealed = None
         if fault:
             return _fail(count, expected_seq, fault, trust)
-        for observer in targets if not fault else ():
-            found = observer.feed(seq, ts, kind, record, bytes(digest))
-            if found:
-                return _fail(count, found[0], found[1], trust)
-        expected_seq, prev, count = seq + 1, bytes(digest), count + 1
+        if targets:
+            if record is None:
+                record = {"data": None, "kind": kind, "seq": seq, "ts": ts}
+            for observer in targets:
+                found = observer.feed(seq, ts, kind, record, digest)
+                if found:
+                    return _fail(count, found[0], found[1], trust)
+        expected_seq, prev, count = seq + 1, digest, count + 1
     return _finish(count, expected_seq - 1, seal, sealed, sealed_seq, trust, observers)
 
 
@@ -409,17 +451,19 @@ def _check_event(expected_seq: int, prev: bytes, seq: int, ts: str, kind: str,
         return f"sequence gap: expected seq {expected_seq}, found {seq}", None
     if isinstance(body, str):
         return TEXT_BODY, None
-    if bytes(prev_hash) != prev:
+    if type(body) is not bytes:  # a receiver's row may hold a bytearray or view
+        body, prev_hash, digest = bytes(body), bytes(prev_hash), bytes(digest)
+    if prev_hash != prev:
         return "prev_hash does not match the previous event's hash", None
-    if chain_hash(prev, bytes(body)) != bytes(digest):
+    if chain_hash(prev, body) != digest:
         return "hash does not match SHA-256(prev_hash ‖ body)", None
     tail = _canonical_tail(seq, ts, kind)
-    if not bytes(body).endswith(tail.encode("utf-8")):
+    if not body.endswith(tail.encode("utf-8")):
         return "seq, ts or kind columns differ from the signed body", None
     if parsers is None:
         return "", None
     try:
-        text = bytes(body).decode("utf-8")
+        text = body.decode("utf-8")
         data = parsers.get(kind, parse_data)(text, len(text) - len(tail))
     except ValueError as err:
         return f"body is not canonical JSON: {err}", None
