@@ -36,9 +36,15 @@ from daemon.keys.signer import seal_message
 
 FETCH_ROWS = 4096
 MMAP_BYTES = 256 << 20
-# Below this many events one process does everything: forking costs more than
-# it saves, and small journals are what the tamper tests walk.
-PARALLEL_MIN_EVENTS = 50_000
+# The walk maps as much of the file as SQLite allows (2 GB in Debian's build):
+# past the map every 512-byte page is a read() call, about 3.5 µs per event.
+# Mapped pages count in the process's RSS but are the page cache's.
+WALK_MMAP_BYTES = 1 << 40
+# Below this many events one process does everything: forking and a second
+# snapshot cost about what they save. Measured on 2 cores (wall, split
+# against single): 500 events 0.12 s either way, 2 000 events 0.23-0.26 s
+# against 0.28-0.38 s, 5 000 events 0.33-0.36 s against 0.52-0.54 s.
+PARALLEL_MIN_EVENTS = 2_000
 Fault = tuple[int, str]
 # The writer stores bodies as BLOBs; a TEXT one was edited through SQL (cast,
 # substr, ||), even when its bytes still hash right.
@@ -117,6 +123,12 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _open_walk(path: Path) -> sqlite3.Connection:
+    conn = open_readonly(path)
+    conn.execute(f"PRAGMA mmap_size = {WALK_MMAP_BYTES}")
+    return conn
+
+
 def _rows(conn: sqlite3.Connection) -> Iterator[Row]:
     cursor = conn.execute(
         "SELECT seq, ts, kind, body, prev_hash, hash FROM events ORDER BY seq")
@@ -147,13 +159,13 @@ def verify_journal(path: Path, device_public: bytes | None = None, *,
     Without device_public the chain and seals are still checked, but device-signed
     certificates cannot be, and the result says so in its warnings. processes=2
     splits the chain walk and the replay over two processes; None chooses two
-    for a journal of PARALLEL_MIN_EVENTS or more on a machine with two cores.
+    for a journal of PARALLEL_MIN_EVENTS or more when two cores are usable.
     """
     if processes is None:
-        processes = 2 if observers and _big(path) and (os.cpu_count() or 1) > 1 else 1
+        processes = 2 if observers and _cores() > 1 and _big(path) else 1
     if processes > 1 and observers:
         return _verify_split(path, device_public, observers)
-    conn = open_readonly(path)
+    conn = _open_walk(path)
     try:
         conn.execute("BEGIN")  # one snapshot for the whole walk
         trust = _Trust(device_public)
@@ -161,6 +173,14 @@ def verify_journal(path: Path, device_public: bytes | None = None, *,
             return _walk(_rows(conn), _seals(conn), trust, [f(conn) for f in observers])
     finally:
         conn.close()
+
+
+def _cores() -> int:
+    """Return how many cores this process may run on (its affinity, not the box's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _big(path: Path) -> bool:
@@ -193,7 +213,7 @@ def _verify_split(path: Path, device_public: bytes | None,
     go_read.close()
     result_write.close()
     try:
-        conn = open_readonly(path)
+        conn = _open_walk(path)
         try:
             conn.execute("BEGIN")
             head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
