@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -129,19 +130,22 @@ def _open_walk(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _fetched(cursor: sqlite3.Cursor) -> Iterator[Any]:
+    """Return a cursor's rows, FETCH_ROWS a fetch, with no Python frame per row."""
+    return itertools.chain.from_iterable(
+        iter(functools.partial(cursor.fetchmany, FETCH_ROWS), []))
+
+
 def _rows(conn: sqlite3.Connection) -> Iterator[Row]:
-    cursor = conn.execute(
-        "SELECT seq, ts, kind, body, prev_hash, hash FROM events ORDER BY seq")
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        yield from rows
+    return _fetched(conn.execute(
+        "SELECT seq, ts, kind, body, prev_hash, hash FROM events ORDER BY seq"))
 
 
 def _seals(conn: sqlite3.Connection) -> Iterator[SealRow]:
     if not has_table(conn, "seals"):
-        return
-    cursor = conn.execute("SELECT seq, epoch, hash, signature FROM seals ORDER BY seq")
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        yield from rows
+        return iter(())
+    return _fetched(conn.execute(
+        "SELECT seq, epoch, hash, signature FROM seals ORDER BY seq"))
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -309,7 +313,8 @@ class _Router:
     reach it with data None, for observers that need only the seq and kind.
     An optional `needs` maps a kind to a text its bodies must hold to matter
     to the observer (a key, quoted): a body without it, and without any
-    backslash that could spell it escaped, is not fed to that observer.
+    backslash that could spell it escaped, need not be fed to that observer,
+    and is not when that spares decoding it (feeding it anyway is harmless).
     The answer for a kind holds over a span of seqs (all of them, unless some
     observer has a range), so it is worked out once per kind and span.
     """
@@ -353,7 +358,9 @@ class _Router:
             else:
                 low = max(low, last + 1)
         parse = kind in self._parsed or any(r[3] for r in hit)
-        sieve = hit if any(r[4] is not None for r in hit) else None
+        # sifting pays only when it may spare the decoding: else all are fed
+        spared = not (kind in self._parsed or any(r[3] and r[4] is None for r in hit))
+        sieve = hit if spared and any(r[4] is not None for r in hit) else None
         return low, high, [r[0] for r in hit], parse, sieve
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
+from functools import partial
+from itertools import chain, repeat
 from typing import Any
 
 from daemon.journal.canonical import (
@@ -50,9 +52,9 @@ _HEAD_KEYS = frozenset({"seq", *_RECEIPT_KEEP, "sale_discount"})
 
 
 def _stream(conn: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """Return the rows of sql, FETCH_ROWS a fetch, with no Python frame per row."""
     cursor = conn.execute(sql)
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        yield from rows
+    return chain.from_iterable(iter(partial(cursor.fetchmany, FETCH_ROWS), []))
 
 
 class _MergeJoin:
@@ -135,18 +137,18 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _line_rows(data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+def _line_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     sale_id = data["id"]
-    for n, ln in enumerate(data["lines"], 1):
-        yield (sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
-               ln["amount_minor"], ln["tax_code"])
+    return [(sale_id, n, ln["sku"], ln["name"], ln["qty"], ln["unit_minor"],
+             ln["amount_minor"], ln["tax_code"])
+            for n, ln in enumerate(data["lines"], 1)]
 
 
-def _payment_rows(data: dict[str, Any], seq: int) -> Iterator[tuple[Any, ...]]:
+def _payment_rows(data: dict[str, Any], seq: int) -> list[tuple[Any, ...]]:
     sale_id, change = data["id"], data["change_minor"]
-    for p in data["payments"]:
-        yield (sale_id, p["method"], p["amount_minor"], p["tendered_minor"],
-               change if p["method"] == "cash" else 0, p["status"], seq)
+    return [(sale_id, p["method"], p["amount_minor"], p["tendered_minor"],
+             change if p["method"] == "cash" else 0, p["status"], seq)
+            for p in data["payments"]]
 
 
 _LINE_COLUMNS = ("l.sale_id, l.line_no, l.sku, l.name, l.qty, l.unit_minor,"
@@ -169,12 +171,11 @@ class _MultisetDigest:
         self._salt = secrets.token_hex(16)
         self.total = 0
 
-    def add(self, row: tuple[Any, ...]) -> None:
-        self.total += hash((self._salt, row))
+    def add(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self.total += self.of_rows(rows)
 
-    def of_rows(self, rows: Iterator[tuple[Any, ...]]) -> int:
-        salt = self._salt
-        return sum(hash((salt, row)) for row in rows)
+    def of_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        return sum(map(hash, zip(repeat(self._salt), rows)))
 
     def __eq__(self, other: object) -> bool:  # compare totals modulo 2**64
         return isinstance(other, int) and (self.total - other) % (1 << 64) == 0
@@ -210,12 +211,10 @@ class SalesReplay(_MergeJoin):
         data = record["data"]
         wanted = (data["id"], data["client_ref"], ts, data["tablet"],
                   data["total_minor"], data["currency"])
-        if tuple(row[1:7]) != wanted:
+        if row[1:7] != wanted:
             return "sales row differs from its sale.completed event"
-        for line in _line_rows(data):
-            self._lines.add(line)
-        for payment in _payment_rows(data, seq):
-            self._payments.add(payment)
+        self._lines.add(_line_rows(data))
+        self._payments.add(_payment_rows(data, seq))
         stored = row[7].encode("utf-8") if isinstance(row[7], str) else bytes(row[7])
         return self._receipt_fault(stored, seq, ts, data, digest)
 
@@ -359,8 +358,8 @@ def _rows_of(conn: sqlite3.Connection, table: str, sale_id: str) -> list[Any]:
 
 def _wanted_rows(table: str, data: dict[str, Any], seq: int) -> list[Any]:
     if table == "sale_lines":
-        return list(_line_rows(data))
-    return list(_payment_rows(data, seq))
+        return _line_rows(data)
+    return _payment_rows(data, seq)
 
 
 class _EstimateView:
