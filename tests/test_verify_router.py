@@ -122,3 +122,62 @@ async def test_the_split_walk_replays_gift_cards_wherever_the_sale_falls(
     conn.close()
     result = verify_journal(path, device, observers=replay_observers(), processes=2)
     assert result.bad_seq == seq and "gift_cards" in result.reason, result
+
+
+def test_claims_share_blocks_out_in_order_and_stop_past_a_fault(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(verify, "BLOCK_MIN_SEQS", 10)
+    claims = verify._Claims(multiprocessing.get_context("fork"))
+    claims.cut(45)  # blocks 1-10, 11-20, 21-30, 31-40, 41 on
+    assert [claims.span(b) for b in (0, 3, 4)] == [(1, 10), (31, 40),
+                                                   (41, ALL_SEQS[1])]
+    assert [claims.block_of(s) for s in (1, 10, 11, 45, 10 ** 6)] == [0, 0, 1, 4, 4]
+    assert claims.take(0)  # the chain process enters block 0 first
+    assert claims.next_block() == 1
+    assert not claims.take(1)  # taken by the replay process
+    assert claims.take(2)
+    claims.stop_at(35)
+    assert claims.next_block() == 3  # 31-40 holds the fault: replayed
+    assert claims.next_block() is None and not claims.take(4)
+
+
+def test_a_reserved_share_is_the_chain_process_s_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(verify, "BLOCK_MIN_SEQS", 10)
+    monkeypatch.setattr(verify, "CHILD_SHARE", 0.5)
+    monkeypatch.setattr(verify, "CLAIMING", False)
+    claims = verify._Claims(multiprocessing.get_context("fork"))
+    claims.cut(40)
+    assert claims.take(0) and claims.take(1)
+    assert [claims.next_block() for _ in range(3)] == [2, 3, None]
+    assert not claims.take(2)
+
+
+@pytest.mark.parametrize("at", ["certificate", "shift close"])
+async def test_a_sales_row_in_a_block_without_sales_is_named(
+        aiohttp_client: Any, config: Any, tmp_path: Path, at: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of one seq: the block of a non-sale event must still be replayed."""
+    from tests.test_trust import _device_public, _journal_after_a_shift, _tamper
+
+    monkeypatch.setattr(verify, "BLOCK_MIN_SEQS", 1)
+    monkeypatch.setattr(verify, "BLOCKS_PER_JOURNAL", 10 ** 6)
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src = state / JOURNAL_FILE
+    kind = CERT_KIND if at == "certificate" else "shift.closed"
+    seq = sqlite3.connect(src).execute(
+        "SELECT MAX(seq) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
+    assert verify_journal(src, _device_public(state), observers=replay_observers(),
+                          processes=2).ok
+    edited = _tamper(src, tmp_path / "j.sqlite3",
+                     "INSERT INTO sales (id, seq, client_ref, created_at, tablet,"
+                     " total_minor, currency, status, receipt) SELECT 'x' || id, ?,"
+                     " 'x' || client_ref, created_at, tablet, total_minor, currency,"
+                     " status, receipt FROM sales LIMIT 1", (seq,))
+    result = verify_journal(edited, _device_public(state),
+                            observers=replay_observers(), processes=2)
+    assert result.bad_seq == seq and "no event made" in result.reason, result

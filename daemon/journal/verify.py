@@ -10,9 +10,11 @@ replay, see ``daemon.trust.replay``) see every event in the same pass.
 Speed: a body is JSON-parsed only when a check needs its content (certificates
 and the kinds observers replay); for the rest the seq, ts and kind columns are
 matched against the canonical body's tail, which the hash already covers. On a
-big journal with observers the work is split over two processes (see
-``verify_journal``): one walks the chain, certificates and seals, the other
-replays read models from its own snapshot, and the first fault of either wins.
+journal of a few thousand events or more with observers the work is split
+over two processes (see ``_verify_split``): one walks the chain, certificates
+and seals and runs the cheap replays, the other replays the sales from its own
+snapshot; the sales replay is cut into blocks of seqs that each process takes
+as it gets to them, and the first fault of either wins.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,9 +75,16 @@ class Observer(Protocol):
 
 ObserverFactory = Callable[..., Observer]
 # A factory with `splittable = True` takes seq_range=(first, last) and checks
-# only the rows of events in that range; the split walk gives the first
-# CHILD_SHARE of them to the chain walk's process, which has time to spare.
-CHILD_SHARE = 0.4
+# only the rows of events in that range; before the range it is fed only the
+# last certificate. The split walk cuts the journal into blocks of seqs (at
+# least BLOCK_MIN_SEQS, at most about BLOCKS_PER_JOURNAL blocks) and the two
+# processes share them out as they go (see ``_Claims``). The first CHILD_SHARE
+# of the blocks are the chain walk's from the start; tests set CLAIMING False
+# so that it replays no other block.
+BLOCK_MIN_SEQS = 512
+BLOCKS_PER_JOURNAL = 128
+CHILD_SHARE = 0.0
+CLAIMING = True
 ALL_SEQS = (1, 1 << 62)
 
 
@@ -204,14 +213,17 @@ def _verify_split(path: Path, device_public: bytes | None,
     carrying a connection across fork) and opens its snapshot only after the
     replay's snapshot is taken, so every event the replay sees is one the child
     hash-checks too; events appended in between are checked but not replayed.
+    The splittable replays are shared out by blocks of seqs (``_Claims``); the
+    others run in the child, over the whole journal.
     """
     ctx = multiprocessing.get_context("fork")
     go_read, go_write = ctx.Pipe(duplex=False)
     result_read, result_write = ctx.Pipe(duplex=False)
     split = [f for f in observers if getattr(f, "splittable", False)]
     rest = [f for f in observers if f not in split]
+    claims = _Claims(ctx)
     child = ctx.Process(target=_chain_child, args=(path, device_public, split, rest,
-                                                   go_read, result_write),
+                                                   claims, go_read, result_write),
                         daemon=True)
     child.start()
     go_read.close()
@@ -220,11 +232,10 @@ def _verify_split(path: Path, device_public: bytes | None,
         conn = _open_walk(path)
         try:
             conn.execute("BEGIN")
-            head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
-            cut = int(head * CHILD_SHARE)
-            go_write.send(cut)  # the snapshot is taken: the child may open its own
-            mine = [f(conn, seq_range=(cut + 1, ALL_SEQS[1])) for f in split]
-            replayed = _replay_only(conn, mine, cut + 1) if mine else None
+            claims.cut(conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0)
+            go_write.send(True)  # the snapshot is taken: the child may open its own
+            with _gc_paused():
+                replayed = _replay_blocks(conn, split, claims) if split else None
         finally:
             conn.close()
         chain = _child_result(result_read, child)
@@ -236,6 +247,96 @@ def _verify_split(path: Path, device_public: bytes | None,
         return VerifyResult(replayed[0] - 1, replayed[0] - 1, replayed[0], replayed[1],
                             epochs=chain.epochs, warnings=chain.warnings)
     return chain
+
+
+class _Claims:
+    """The blocks of seqs whose splittable replays the two processes share out.
+
+    Block j holds the `size` seqs from j * size + 1; the last one runs on past
+    the head. Both processes take blocks in ascending order: the replay process
+    the next nobody has taken, one after another; the chain process, as its
+    walk enters a block, that block if it is still free (and the blocks of its
+    reserved share). So the faster one takes more, and neither waits while
+    the other has work, whatever the two processes cost per event and however
+    the box's other load falls on them. No block past a fault is begun.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._lock = ctx.Lock()
+        self._shared = ctx.RawArray("q", 4)  # next free block, stop seq, size, last
+
+    def cut(self, head: int) -> None:
+        """Size the blocks for a journal of head events (replay process, first)."""
+        size = max(BLOCK_MIN_SEQS, -(-head // BLOCKS_PER_JOURNAL))
+        last = max(head - 1, 0) // size
+        reserved = min(int((last + 1) * CHILD_SHARE), last + 1)
+        self._shared[:] = [reserved, ALL_SEQS[1], size, last]
+
+    @property
+    def reserved(self) -> int:
+        """Blocks before this one are the chain process's from the start."""
+        return int(min((self._shared[3] + 1) * CHILD_SHARE, self._shared[3] + 1))
+
+    def span(self, block: int) -> tuple[int, int]:
+        size, last = self._shared[2], self._shared[3]
+        return block * size + 1, (ALL_SEQS[1] if block >= last else (block + 1) * size)
+
+    def block_of(self, seq: int) -> int:
+        return min((seq - 1) // self._shared[2], self._shared[3])
+
+    def take(self, block: int) -> bool:
+        """Chain process, entering block: take it unless the other process has."""
+        if block < self.reserved:
+            return True
+        if not CLAIMING:
+            return False
+        with self._lock:
+            if self._shared[0] != block or self.span(block)[0] > self._shared[1]:
+                return False
+            self._shared[0] = block + 1
+            return True
+
+    def next_block(self) -> int | None:
+        """Replay process: take the next free block; None when none is left."""
+        with self._lock:
+            block = self._shared[0]
+            if block > self._shared[3] or self.span(block)[0] > self._shared[1]:
+                return None
+            self._shared[0] = block + 1
+            return block
+
+    def stop_at(self, seq: int) -> None:
+        """A fault at seq: no block past it needs replaying."""
+        with self._lock:
+            self._shared[1] = min(self._shared[1], seq)
+
+
+class _ChildBlocks:
+    """The chain process's share of the splittable replays, block by block."""
+
+    def __init__(self, conn: sqlite3.Connection | None, claims: _Claims | None,
+                 split: Sequence[ObserverFactory]) -> None:
+        """Without claims: a single walk, in no block (its end is past any seq)."""
+        self.conn, self.claims, self.split = conn, claims, split
+        self.end = 0 if claims else _NO_END  # the last seq of the walk's block
+        self.observers: list[Observer] = []
+        self.cert: tuple[int, str, str, dict[str, Any], bytes] | None = None
+
+    def enter(self, seq: int) -> Fault | None:
+        """Finish the block before seq, then take seq's block if it is free."""
+        fault = _finish_observers(self.observers)
+        if fault or self.claims is None:
+            return fault
+        block = self.claims.block_of(seq)
+        first, self.end = self.claims.span(block)
+        self.observers = []
+        if self.claims.take(block):
+            self.observers = [f(self.conn, seq_range=(first, self.end))
+                              for f in self.split]
+            if self.cert is not None:
+                for observer in self.observers:
+                    fault = fault or observer.feed(*self.cert)
+        return fault
 
 
 def _child_result(receive: Any, child: Any) -> VerifyResult:
@@ -250,59 +351,87 @@ def _child_result(receive: Any, child: Any) -> VerifyResult:
 
 def _chain_child(path: Path, device_public: bytes | None,
                  split: list[ObserverFactory], rest: list[ObserverFactory],
-                 go: Any, out: Any) -> None:
+                 claims: _Claims, go: Any, out: Any) -> None:
     """Child process: wait for the replay's snapshot, then walk the chain.
 
-    It also replays the splittable observers' rows up to the cut, and every
-    other observer's whole table (those are cheap; all in its own snapshot).
+    It also replays the splittable observers' rows in the blocks it takes, and
+    every other observer's whole table (all in its own snapshot).
     """
     try:
-        cut = go.recv()
-        observers = [*(functools.partial(f, seq_range=(1, cut)) for f in split),
-                     *rest]
-        out.send(verify_journal(path, device_public, observers=observers,
-                                processes=1))
+        go.recv()
+        conn = _open_walk(path)
+        try:
+            conn.execute("BEGIN")
+            blocks = _ChildBlocks(conn, claims, split)
+            with _gc_paused():
+                result = _walk(_rows(conn), _seals(conn), _Trust(device_public),
+                               [f(conn) for f in rest], blocks=blocks)
+        finally:
+            conn.close()
+        if not result.ok:
+            claims.stop_at(result.bad_seq or 0)
+        out.send(result)
     except BaseException as err:  # the parent reports it; never a traceback here
         out.send(f"{type(err).__name__}: {err}")
     finally:
         out.close()
 
 
+def _replay_blocks(conn: sqlite3.Connection, split: Sequence[ObserverFactory],
+                   claims: _Claims) -> Fault | None:
+    """Replay the blocks this process takes, in ascending order; the first fault."""
+    certs = conn.execute("SELECT seq, ts, kind, body, hash FROM events"
+                         " WHERE kind = ? ORDER BY seq", (CERT_KIND,)).fetchall()
+    while (block := claims.next_block()) is not None:
+        first, last = claims.span(block)
+        observers = [f(conn, seq_range=(first, last)) for f in split]
+        before = [c for c in certs if c[0] < first][-1:]
+        fault = _replay_only(conn, observers, first, last, before)
+        if fault:
+            claims.stop_at(fault[0])
+            return fault
+    return None
+
+
 def _replay_only(conn: sqlite3.Connection, observers: list[Observer],
-                 first: int = 1) -> Fault | None:
-    """Feed observers the events of their kinds from seq first, trusting the columns.
+                 first: int, last: int, certs: list[Any]) -> Fault | None:
+    """Feed observers certs, then the events of their kinds in [first, last],
+    trusting the columns; the first fault of any, or of their finish.
 
     Only sound next to a chain walk over the same events: it checks neither
-    hashes nor that the columns match the body. Certificates come from seq 1.
+    hashes nor that the columns match the body.
     """
     router = _Router(observers)
     kinds = sorted(router.routes)
     marks = ",".join("?" * len(kinds))
     cursor = conn.execute("SELECT seq, ts, kind, body, hash FROM events"
-                          f" WHERE kind IN ({marks}) AND (seq >= ? OR kind = ?)"
-                          " ORDER BY seq", (*kinds, first, CERT_KIND))
-    with _gc_paused():
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            for seq, ts, kind, body, digest in rows:
-                targets, parse = router.targets(kind, seq, body)
-                if not targets:
-                    continue
-                if isinstance(body, str):
-                    return seq, TEXT_BODY
-                data = None
-                if parse:
-                    try:
-                        text = bytes(body).decode("utf-8")
-                        end = len(text) - len(_canonical_tail(seq, ts, kind))
-                        data = router.parsers.get(kind, parse_data)(text, end)
-                    except ValueError as err:
-                        return seq, f"body is not canonical JSON: {err}"
-                record = {"data": data, "kind": kind, "seq": seq, "ts": ts}
-                for observer in targets:
-                    fault = observer.feed(seq, ts, kind, record, bytes(digest))
-                    if fault:
-                        return fault
-    return _finish_observers(observers)
+                          f" WHERE seq BETWEEN ? AND ? AND kind IN ({marks})"
+                          " ORDER BY seq", (first, last, *kinds))
+    fault = _feed_rows(router, certs) or _feed_rows(router, _fetched(cursor))
+    return fault or _finish_observers(observers)
+
+
+def _feed_rows(router: _Router, rows: Iterable[Any]) -> Fault | None:
+    for seq, ts, kind, body, digest in rows:
+        targets, parse = router.targets(kind, seq, body)
+        if not targets:
+            continue
+        if isinstance(body, str):
+            return seq, TEXT_BODY
+        data = None
+        if parse:
+            try:
+                text = bytes(body).decode("utf-8")
+                end = len(text) - len(_canonical_tail(seq, ts, kind))
+                data = router.parsers.get(kind, parse_data)(text, end)
+            except ValueError as err:
+                return seq, f"body is not canonical JSON: {err}"
+        record = {"data": data, "kind": kind, "seq": seq, "ts": ts}
+        for observer in targets:
+            fault = observer.feed(seq, ts, kind, record, bytes(digest))
+            if fault:
+                return fault
+    return None
 
 
 class _Router:
@@ -411,13 +540,24 @@ def verify_batch(rows: Sequence[Row], seals: Sequence[SealRow], *,
 
 def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
           observers: list[Observer], first_seq: int = 1,
-          prev: bytes = GENESIS_HASH) -> VerifyResult:
+          prev: bytes = GENESIS_HASH, blocks: _ChildBlocks | None = None
+          ) -> VerifyResult:
+    blocks = blocks or _ChildBlocks(None, None, ())
     seal = next(seals, None)
     seal_at = seal[0] if seal is not None else _NO_END
     expected_seq, count, sealed, sealed_seq = first_seq, 0, 0, 0
-    router = _Router(observers, frozenset({CERT_KIND}))
+    parsed = frozenset({CERT_KIND})
+    router = _Router(observers, parsed)
     targets_of, parsers = router.targets, router.parsers
+    block_end = blocks.end
     for seq, ts, kind, body, prev_hash, digest in rows:
+        if seq > block_end:  # the split walk enters its next block of seqs
+            found = blocks.enter(seq)
+            if found:
+                return _fail(count, found[0], found[1], trust)
+            router = _Router([*observers, *blocks.observers], parsed)
+            targets_of, parsers = router.targets, router.parsers
+            block_end = blocks.end
         targets, parse = targets_of(kind, seq, body)
         fault, record = _check_event(expected_seq, prev, seq, ts, kind, body,
                                      prev_hash, digest, parsers if parse else None)
@@ -428,6 +568,7 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
             if seal is not None or sealed:  # none at all: "not signed" below
                 fault = _epoch_sealed(trust)
             fault = fault or _check_cert(trust, record, seq, prev)
+            blocks.cert = (seq, ts, kind, record, digest)
         if not fault and seal_at <= seq:
             fault = _check_seal(trust, seal, seq, digest)  # type: ignore[arg-type]
             seal, sealed, sealed_seq = next(seals, None), sealed + 1, seq
@@ -443,6 +584,7 @@ def _walk(rows: Iterator[Row], seals: Iterator[SealRow], trust: _Trust,
                 if found:
                     return _fail(count, found[0], found[1], trust)
         expected_seq, prev, count = seq + 1, digest, count + 1
+    observers = [*observers, *blocks.observers]
     return _finish(count, expected_seq - 1, seal, sealed, sealed_seq, trust, observers)
 
 
