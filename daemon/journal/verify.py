@@ -52,7 +52,7 @@ Fault = tuple[int, str]
 # The writer stores bodies as BLOBs; a TEXT one was edited through SQL (cast,
 # substr, ||), even when its bytes still hash right.
 TEXT_BODY = "body is stored as TEXT, not the BLOB the journal writer wrote"
-DataParser = Callable[[str, int], Any]
+DataParser = Callable[[bytes, int], Any]
 
 
 class Observer(Protocol):
@@ -60,7 +60,7 @@ class Observer(Protocol):
 
     A fault is (seq, reason): usually the fed event's seq, but a read-model
     row that no event made is named by its own seq. `parsers` may give a
-    faster decoder of the data part of a kind's body (text, end of data).
+    faster decoder of the data part of a kind's body (see ``parse_body``).
     Optional attributes (see ``_Router``): `seq_range`, `unparsed`, `needs`.
     """
 
@@ -421,9 +421,8 @@ def _feed_rows(router: _Router, rows: Iterable[Any]) -> Fault | None:
         data = None
         if parse:
             try:
-                text = bytes(body).decode("utf-8")
-                end = len(text) - len(_canonical_tail(seq, ts, kind))
-                data = router.parsers.get(kind, parse_data)(text, end)
+                tail = _canonical_tail(seq, ts, kind).encode("utf-8")
+                data = _decode_data(router.parsers, kind, bytes(body), tail)
             except ValueError as err:
                 return seq, f"body is not canonical JSON: {err}"
         record = {"data": data, "kind": kind, "seq": seq, "ts": ts}
@@ -626,17 +625,33 @@ def _check_event(expected_seq: int, prev: bytes, seq: int, ts: str, kind: str,
         return "prev_hash does not match the previous event's hash", None
     if chain_hash(prev, body) != digest:
         return "hash does not match SHA-256(prev_hash ‖ body)", None
-    tail = _canonical_tail(seq, ts, kind)
-    if not body.endswith(tail.encode("utf-8")):
+    tail = _canonical_tail(seq, ts, kind).encode("utf-8")
+    if not body.endswith(tail):
         return "seq, ts or kind columns differ from the signed body", None
     if parsers is None:
         return "", None
     try:
-        text = body.decode("utf-8")
-        data = parsers.get(kind, parse_data)(text, len(text) - len(tail))
+        data = _decode_data(parsers, kind, body, tail)
     except ValueError as err:
         return f"body is not canonical JSON: {err}", None
     return "", {"data": data, "kind": kind, "seq": seq, "ts": ts}
+
+
+def _decode_data(parsers: dict[str, DataParser], kind: str, body: bytes,
+                 tail: bytes) -> Any:
+    """Decode the data of a body that ends with tail, by kind's parser if any."""
+    return parsers.get(kind, parse_body)(body, len(body) - len(tail))
+
+
+def parse_body(body: bytes, end: int) -> Any:
+    """Decode the data part of a body, which must span bytes [8, end).
+
+    The default DataParser; the caller has checked what follows end (kind, seq
+    and ts). An observer's own parser must decode the same value and refuse
+    what this refuses (see ``daemon.journal.canonical.parse_data``).
+    """
+    text = body.decode("utf-8")
+    return parse_data(text, len(text) - len(body[end:].decode("utf-8")))
 
 
 def _canonical_tail(seq: int, ts: str, kind: str) -> str:
