@@ -388,13 +388,20 @@ READ_MODEL_EDITS = [
 
 @pytest.mark.parametrize(("name", "sql", "named"), READ_MODEL_EDITS,
                          ids=[f"{e[0]}-{i}" for i, e in enumerate(READ_MODEL_EDITS)])
-@pytest.mark.parametrize(("processes", "child_share"), [(1, 0.3), (2, 0.0), (2, 1.0)])
+@pytest.mark.parametrize(("processes", "child_share"),
+                         [(1, 0.3), (2, 0.0), (2, 1.0), (2, None)])
 async def test_an_edited_sale_read_model_is_named_by_its_seq(
         aiohttp_client: Any, config: Config, tmp_path: Path, name: str, sql: str,
-        named: str, processes: int, child_share: float,
+        named: str, processes: int, child_share: float | None,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Single walk; split walk with the sale in the parent's part, in the child's."""
-    monkeypatch.setattr(verify, "CHILD_SHARE", child_share)
+    """Single walk; split walk with the sale in the parent's part, in the child's;
+    and blocks of one seq each, taken by whichever process comes first."""
+    if child_share is None:
+        monkeypatch.setattr(verify, "BLOCK_MIN_SEQS", 1)
+        monkeypatch.setattr(verify, "BLOCKS_PER_JOURNAL", 10 ** 6)
+    else:
+        monkeypatch.setattr(verify, "CHILD_SHARE", child_share)
+        monkeypatch.setattr(verify, "CLAIMING", False)
     state = await _journal_after_a_shift(aiohttp_client, config)
     src, device = state / JOURNAL_FILE, _device_public(state)
     sale = sqlite3.connect(src).execute(

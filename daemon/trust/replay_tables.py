@@ -21,6 +21,8 @@ from __future__ import annotations
 import sqlite3
 from array import array
 from collections.abc import Iterator
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from daemon.journal.canonical import canonical_bytes
@@ -32,9 +34,9 @@ REVOKED, EXPIRED = 1, 2  # daemon.lan.sessions
 
 
 def _stream(conn: sqlite3.Connection, sql: str) -> Iterator[Row]:
+    """Return the rows of sql, FETCH_ROWS a fetch, with no Python frame per row."""
     cursor = conn.execute(sql)
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        yield from rows
+    return chain.from_iterable(iter(partial(cursor.fetchmany, FETCH_ROWS), []))
 
 
 def _as_bytes(value: Any) -> Any:
