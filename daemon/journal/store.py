@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -211,6 +212,7 @@ class Journal:
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
+        self._wal_path = f"{path}-wal"  # stat'ed after every batch: no Path each time
         self._conn = conn
         row = conn.execute(
             "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -312,7 +314,7 @@ class Journal:
     def wal_bytes(self) -> int:
         """Return the WAL file's size (0 when it is absent)."""
         try:
-            return Path(f"{self.path}-wal").stat().st_size
+            return os.stat(self._wal_path).st_size
         except OSError:
             return 0
 

@@ -42,6 +42,9 @@ class DiskGuard:
             return
         try:
             st = os.statvfs(self.path)
+        except FileNotFoundError:  # no state dir yet: no journal to fill the disk
+            self.checked_monotonic = now
+            return
         except OSError as err:
             _LOG.warning("cannot read free space of %s: %s", self.path, err)
             return

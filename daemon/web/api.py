@@ -12,6 +12,7 @@ from daemon.display.web import sale_shown
 from daemon.errors import InputError
 from daemon.sales.checkout import annotate_carbon
 from daemon.web import api_payments
+from daemon.web.answer import json_answer
 from daemon.web.keys import STALLBOX, TABLET_KEY
 from daemon.web.openapi import build_openapi
 from daemon.web.problems import problem
@@ -69,7 +70,7 @@ async def create_sale(request: web.Request) -> web.Response:
     if outcome.created:
         sale_shown(request, outcome.sale)  # the till's customer display (#8)
     status = 201 if outcome.created else 200
-    return web.json_response(outcome.sale, status=status)
+    return json_answer(outcome.sale, status=status)
 
 
 @routes.get("/api/v1/sales")
@@ -85,7 +86,7 @@ async def list_sales(request: web.Request) -> web.Response:
 async def get_sale(request: web.Request) -> web.Response:
     sale = await request.app[STALLBOX].sale(request.match_info["id"])
     await api_payments.add_card_payment(request, sale)
-    return web.json_response(sale)
+    return json_answer(sale)
 
 
 @routes.get("/api/v1/sales/{id}/receipt")

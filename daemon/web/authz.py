@@ -202,9 +202,10 @@ async def auth_middleware(request: web.Request,
         raise web.HTTPSeeOther("/pair")
     request[TABLET_KEY] = session.name
     request[SESSION_KEY] = session
-    request[CSRF_KEY] = csrf_token(token)
-    if by_cookie and request.method not in SAFE_METHODS:
-        await _check_csrf(request, request[CSRF_KEY])
+    if by_cookie or not is_api(request):  # forms need it; a bearer API call not
+        request[CSRF_KEY] = csrf_token(token)
+        if by_cookie and request.method not in SAFE_METHODS:
+            await _check_csrf(request, request[CSRF_KEY])
     if role is Role.MANAGER and not session.elevated():
         refused = await _manager_wanted(request, session)
         if refused is not None:

@@ -80,6 +80,20 @@ class Str(Spec):
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise InputError(f"{path} must be a string", field=path)
+        # ASCII holds no surrogate, and its only unprintable characters are
+        # the controls: a printable ASCII string (ids, skus) needs no more
+        if not (value.isascii() and value.isprintable()):
+            self._check_text(value, path)
+        if not self.min_len <= len(value) <= self.max_len:
+            raise InputError(f"{path} must be {self.min_len} to {self.max_len} "
+                             "characters", field=path)
+        if self.choices and value not in self.choices:
+            raise InputError(f"{path} must be one of {', '.join(self.choices)}",
+                             field=path)
+        return value
+
+    def _check_text(self, value: str, path: str) -> None:
+        """Refuse lone surrogates and, when printable, control characters."""
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as err:
@@ -89,13 +103,6 @@ class Str(Spec):
         if control:
             raise InputError(f"{path} contains control character "
                              f"U+{ord(control[0]):04X}", field=path)
-        if not self.min_len <= len(value) <= self.max_len:
-            raise InputError(f"{path} must be {self.min_len} to {self.max_len} "
-                             "characters", field=path)
-        if self.choices and value not in self.choices:
-            raise InputError(f"{path} must be one of {', '.join(self.choices)}",
-                             field=path)
-        return value
 
     def openapi(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "string", "minLength": self.min_len,
@@ -162,12 +169,12 @@ class Obj(Spec):
                 name = key if path == "body" else f"{path}.{key}"
                 raise InputError(f"unknown field {name[:80]!r}", field=name[:80])
         out = {}
+        prefix = "" if path == "body" else f"{path}."
         for key, spec in self.fields.items():
-            name = key if path == "body" else f"{path}.{key}"
             if key in value:
-                out[key] = spec.check(value[key], name)
+                out[key] = spec.check(value[key], prefix + key)
             elif key not in self.optional:
-                raise InputError(f"{name} is required", field=name)
+                raise InputError(f"{prefix}{key} is required", field=prefix + key)
         return out
 
     def openapi(self) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""Count the instructions one cash sale request costs the whole daemon (cachegrind).
+
+Starts ``stallbox serve`` under ``valgrind --tool=cachegrind`` on a loopback
+port, pairs it and imports the bench's catalog with the CLI, drives sales with
+the lean keep-alive HTTP/1.1 client of ``scripts/bench.py`` (in this process,
+not counted), stops the daemon with SIGTERM and reads its instruction total.
+It does that twice, with a few sales and with ``--sales`` more, and prints the
+difference per sale: start-up, pairing, the import and the shutdown cancel
+out; HTTP parsing, the middlewares, the body check, the writer thread, the
+answer and the event loop's wake-ups stay in. Instruction counts do not depend
+on the load of the box, so a change can be compared with one run on each side
+(timers the daemon runs while it waits add a little: a run is slower under
+valgrind, ≈ 0.01 M per sale here).
+
+    python scripts/request_instructions.py [--sales 400] [--clients 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scripts.bench import CATALOG, _lean_client_loop  # noqa: E402
+from scripts.daemonproc import run_cli, write_config  # noqa: E402
+
+BASE_SALES = 40
+READY_TIMEOUT_S = 180.0
+_SERVING = re.compile(r"serving on (http://\S+/)")
+
+
+class _Daemon:
+    """`stallbox serve` under cachegrind; knows its URL once it logged readiness."""
+
+    def __init__(self, config: Path, out_file: Path) -> None:
+        self.url = ""
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+             f"--cachegrind-out-file={out_file}", sys.executable, "-m",
+             "daemon.cli", "serve", "--config", str(config)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(READY_TIMEOUT_S):
+            self.proc.kill()
+            raise RuntimeError("daemon not ready:\n" + "".join(self.log[-30:]))
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            match = _SERVING.search(line)
+            if match:
+                self.url = match.group(1)
+                self._ready.set()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=300)
+        self._reader.join(timeout=10)
+
+
+async def _pair(url: str, code: str) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(url + "api/v1/pair",
+                                  json={"code": code, "name": "count"})
+        return (await resp.json())["token"]
+
+
+async def _sell(url: str, token: str, clients: int, sales: int) -> None:
+    share, rest = divmod(sales, clients)
+    await asyncio.gather(*(_lean_client_loop(url + "api/v1/sales", token,
+                                             share + (i < rest), [])
+                           for i in range(clients)))
+
+
+def _instructions(sales: int, clients: int) -> int:
+    """Return the daemon's instructions over a whole run selling `sales` sales."""
+    with tempfile.TemporaryDirectory(prefix="stallbox-count-") as tmp:
+        root = Path(tmp)
+        state = root / "state"
+        config = write_config(root / "stallbox.toml", state)
+        out = root / "cachegrind.out"
+        daemon = _Daemon(config, out)
+        try:
+            code = run_cli("pair", "--state", str(state),
+                           timeout_s=120).stdout.split()[-1]
+            token = asyncio.run(_pair(daemon.url, code))
+            catalog = root / "catalog.csv"
+            catalog.write_bytes(CATALOG)
+            run_cli("import-catalog", str(catalog), "--state", str(state),
+                    timeout_s=120)
+            asyncio.run(_sell(daemon.url, token, clients, sales))
+        finally:
+            daemon.stop()
+        match = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE)
+        if match is None:
+            raise RuntimeError("no summary in cachegrind's output:\n"
+                               + "".join(daemon.log[-30:]))
+        return int(match.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sales", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONHASHSEED", "0")  # the same dict layouts each run
+    start = time.monotonic()
+    few = _instructions(BASE_SALES, args.clients)
+    many = _instructions(BASE_SALES + args.sales, args.clients)
+    print(f"{(many - few) / args.sales / 1e6:.3f} M instructions per sale request "
+          f"(whole daemon, {args.clients} clients, {args.sales} sales; "
+          f"{time.monotonic() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
