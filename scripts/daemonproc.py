@@ -33,18 +33,21 @@ class DaemonProcess:
     """One `stallbox serve` process; knows its URL once it logged readiness."""
 
     def __init__(self, config: Path, *, env: dict[str, str] | None = None,
-                 launcher: tuple[str, ...] = ("-m", "daemon.cli")) -> None:
+                 launcher: tuple[str, ...] = ("-m", "daemon.cli"),
+                 wrapper: tuple[str, ...] = (),
+                 ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+        """wrapper runs the interpreter under another program (valgrind)."""
         self.config = config
         self.url = ""
         self.log: list[str] = []
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, *launcher, "serve", "--config", str(config)],
+            [*wrapper, sys.executable, *launcher, "serve", "--config", str(config)],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, start_new_session=True)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
-        if not self._ready.wait(READY_TIMEOUT_S):
+        if not self._ready.wait(ready_timeout_s):
             self.kill()
             raise RuntimeError("daemon not ready:\n" + "".join(self.log[-30:]))
 

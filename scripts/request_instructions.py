@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,45 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.bench import CATALOG, _lean_client_loop  # noqa: E402
-from scripts.daemonproc import run_cli, write_config  # noqa: E402
+from scripts.daemonproc import DaemonProcess, run_cli, write_config  # noqa: E402
 
 BASE_SALES = 40
 READY_TIMEOUT_S = 180.0
-_SERVING = re.compile(r"serving on (http://\S+/)")
-
-
-class _Daemon:
-    """`stallbox serve` under cachegrind; knows its URL once it logged readiness."""
-
-    def __init__(self, config: Path, out_file: Path) -> None:
-        self.url = ""
-        self.log: list[str] = []
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(
-            ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-             f"--cachegrind-out-file={out_file}", sys.executable, "-m",
-             "daemon.cli", "serve", "--config", str(config)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True)
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-        if not self._ready.wait(READY_TIMEOUT_S):
-            self.proc.kill()
-            raise RuntimeError("daemon not ready:\n" + "".join(self.log[-30:]))
-
-    def _read_log(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            match = _SERVING.search(line)
-            if match:
-                self.url = match.group(1)
-                self._ready.set()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=300)
-        self._reader.join(timeout=10)
 
 
 async def _pair(url: str, code: str) -> str:
@@ -97,7 +59,9 @@ def _instructions(sales: int, clients: int) -> int:
         state = root / "state"
         config = write_config(root / "stallbox.toml", state)
         out = root / "cachegrind.out"
-        daemon = _Daemon(config, out)
+        daemon = DaemonProcess(config, ready_timeout_s=READY_TIMEOUT_S, wrapper=(
+            "valgrind", "--tool=cachegrind", "--cache-sim=no",
+            f"--cachegrind-out-file={out}"))
         try:
             code = run_cli("pair", "--state", str(state),
                            timeout_s=120).stdout.split()[-1]
@@ -108,7 +72,7 @@ def _instructions(sales: int, clients: int) -> int:
                     timeout_s=120)
             asyncio.run(_sell(daemon.url, token, clients, sales))
         finally:
-            daemon.stop()
+            daemon.terminate(timeout_s=300)
         match = re.search(r"^summary:\s+(\d+)", out.read_text(), re.MULTILINE)
         if match is None:
             raise RuntimeError("no summary in cachegrind's output:\n"
