@@ -37,6 +37,23 @@ def shrink_zvt_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zvt, "COMMAND_ACCEPT_TIMEOUT_S", 2.0)
 
 
+def zvt_fixtures() -> tuple[Any, Any]:
+    """Return a module's two ZVT fixtures: ``fast_zvt`` (autouse: timeouts
+    shrunk to seconds) and ``sim`` (a simulated terminal on a real pty).
+    Assign them in the test module: ``fast_zvt, sim = zvt_fixtures()``."""
+
+    @pytest.fixture(autouse=True)
+    def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
+        shrink_zvt_timeouts(monkeypatch)
+
+    @pytest.fixture
+    def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
+        with running_zvt(tmp_path) as terminal:
+            yield terminal
+
+    return fast_zvt, sim
+
+
 @contextmanager
 def running_zvt(tmp_path: Path, behaviour: ZvtSimBehaviour | None = None
                 ) -> Iterator[ZvtTerminalSim]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ from device.sim.zvt_terminal import ZvtTerminalSim
 from tests.cardhelpers import (
     authorisations,
     event_kinds,
-    running_zvt,
     settled,
-    shrink_zvt_timeouts,
+    zvt_fixtures,
 )
 from tests.conftest import auth, make_config, pair
 from tests.test_sale_billing import BILLING, CATALOG, body, cash
@@ -35,15 +34,7 @@ pytestmark = pytest.mark.timeout(90)
 Chf = tuple[TestClient, str]
 
 
-@pytest.fixture(autouse=True)
-def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    shrink_zvt_timeouts(monkeypatch)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    with running_zvt(tmp_path) as terminal:
-        yield terminal
+fast_zvt, sim = zvt_fixtures()
 
 
 @pytest.fixture

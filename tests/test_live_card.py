@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,18 @@ from aiohttp.test_utils import TestClient
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
 from device.sim.zvt_terminal import ZvtTerminalSim
-from tests.cardhelpers import running_zvt, settled, shrink_zvt_timeouts, stock
+from tests.cardhelpers import (
+    settled,
+    stock,
+    zvt_fixtures,
+)
 from tests.conftest import auth, make_config, pair
 from tests.livehelpers import deliver, integration, rfc3339
 
 pytestmark = pytest.mark.timeout(90)
 
 
-@pytest.fixture(autouse=True)
-def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    shrink_zvt_timeouts(monkeypatch)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    with running_zvt(tmp_path) as terminal:
-        yield terminal
+fast_zvt, sim = zvt_fixtures()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,10 @@ from daemon.trust.replay import replay_observers
 from daemon.web.app import create_app
 from device.sim.zvt_terminal import ZvtTerminalSim
 from tests.cardhelpers import (
-    running_zvt,
     sell_by_card,
     settled,
-    shrink_zvt_timeouts,
     stock,
+    zvt_fixtures,
 )
 from tests.conftest import auth, make_config, pair
 from tests.test_trust import _device_public, _journal_after_a_shift, _tamper
@@ -38,15 +36,7 @@ _KEEP = ("id", "currency", "lines", "taxes", "total_minor", "payments",
          "change_minor", "header", "footer", "local_time", "rounding_minor")
 
 
-@pytest.fixture(autouse=True)
-def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    shrink_zvt_timeouts(monkeypatch)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    with running_zvt(tmp_path) as terminal:
-        yield terminal
+fast_zvt, sim = zvt_fixtures()
 
 
 @pytest.fixture

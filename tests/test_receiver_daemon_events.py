@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +18,12 @@ from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
-from tests.cardhelpers import running_zvt, settled, shrink_zvt_timeouts
+from tests.cardhelpers import settled, zvt_fixtures
 from tests.conftest import auth, make_config, pair
 from tests.synchelpers import STALL, Receiver, running_receiver
 from tests.test_sale_billing import BILLING, CATALOG
 
-
-@pytest.fixture(autouse=True)
-def fast_zvt(monkeypatch: pytest.MonkeyPatch) -> None:
-    shrink_zvt_timeouts(monkeypatch)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[ZvtTerminalSim]:
-    with running_zvt(tmp_path) as terminal:
-        yield terminal
+fast_zvt, sim = zvt_fixtures()
 
 
 @pytest.fixture
