@@ -168,6 +168,25 @@ async def test_receiver_enrolment_refuses_a_repeated_key(receiver: Receiver) -> 
     assert (resp.status, problem["field"]) == (422, "body"), problem
 
 
+@pytest.mark.parametrize("digits", [41, 5000])
+async def test_an_absurdly_long_number_is_422_and_sells_nothing(
+        client: TestClient, token: str, digits: int) -> None:
+    raw = (b'{"client_ref": "a-ref-000004", "lines": [{"sku": "DES-CREME-BRULEE",'
+           b' "qty": 1}], "payment": {"method": "cash", "tendered_minor": '
+           + b"9" * digits + b"}}")
+    status, problem = await _post_raw(client, token, "/api/v1/sales", raw)
+    assert status == 422 and problem["field"] == "body", problem
+    assert "more than 40 digits" in problem["detail"]
+    resp = await client.get("/api/v1/sales", headers=auth(token))
+    assert (await resp.json())["items"] == []
+
+
+def test_a_live_event_with_a_5000_digit_number_is_input_error() -> None:
+    raw = b'{"type": "stream.ended", "id": "e1", "n": -' + b"1" * 5000 + b"}"
+    with pytest.raises(InputError, match="more than 40 digits"):
+        parse_body(raw)
+
+
 # ---- 4: every JSON body an API route checks is documented ----------------------
 
 async def test_every_json_post_route_documents_its_checked_body(

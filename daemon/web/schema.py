@@ -15,6 +15,10 @@ class DuplicateKeyError(ValueError):
     """A JSON object names one key twice: which value was meant is unknowable."""
 
 
+class NumberTooLongError(ValueError):
+    """A JSON integer longer than any value Stallbox reads."""
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
@@ -31,14 +35,25 @@ def loads_strict(raw: bytes | str) -> Any:
     the first, so a body such as {"consent": true, "consent": false} would mean
     different things to different parts of the chain.
     """
-    return json.loads(raw, object_pairs_hook=_unique_keys)
+    return json.loads(raw, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
+
+
+MAX_INT_DIGITS = 40  # far past any amount or count; int64 has 19
+
+
+def _bounded_int(text: str) -> int:
+    """Read a JSON integer of at most MAX_INT_DIGITS digits (Python's own limit,
+    4 300, raises a bare ValueError deep in the decoder)."""
+    if len(text) > MAX_INT_DIGITS and len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise NumberTooLongError(f"a number has more than {MAX_INT_DIGITS} digits")
+    return int(text)
 
 
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body; malformed JSON is an InputError on the body."""
     try:
         return loads_strict(raw)
-    except DuplicateKeyError as err:
+    except (DuplicateKeyError, NumberTooLongError) as err:
         raise InputError(f"body is not valid JSON: {err}", field="body") from err
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}", field="body") from err
