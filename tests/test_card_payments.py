@@ -146,6 +146,10 @@ async def test_declined_and_customer_abort_leave_the_sale_pending(
     assert done["payment"]["result"]["result_code"] == code
     assert done["payments"][0]["status"] == "declined"
     assert "nothing was charged" in done["payment"]["next_step"]
+    resp = await card.post(f"/api/v1/sales/{sale['id']}/reprint",
+                           headers=auth(token))
+    assert resp.status == 409, await resp.text()
+    assert "pending, not completed" in (await resp.json())["detail"]
 
 
 async def test_declined_sale_can_be_retried_then_cancelled(
@@ -165,6 +169,12 @@ async def test_declined_sale_can_be_retried_then_cancelled(
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["status"] == "cancelled"
     assert authorisations(sim) == 2
+    # Nobody paid: no paid-looking receipt can be printed for it, pending or
+    # cancelled (a reprint is refused before anything is journaled).
+    resp = await card.post(f"/api/v1/sales/{sale['id']}/reprint",
+                           headers=auth(token))
+    assert resp.status == 409, await resp.text()
+    assert "cancelled, not completed" in (await resp.json())["detail"]
 
 
 async def test_retry_refused_while_the_payment_is_unsettled(

@@ -6,6 +6,7 @@ import sqlite3
 import unicodedata
 from typing import Any
 
+from daemon.errors import ConflictError
 from daemon.journal.store import Tx
 from daemon.sales import giftcards, receipt_store
 from daemon.sales.receipt import render_text
@@ -108,7 +109,16 @@ def receipt_text(conn: sqlite3.Connection, sale_id: str, columns: int,
 
 
 def queue_reprint(tx: Tx, sale_id: str) -> int:
-    """Journal an explicit reprint request and queue its job."""
+    """Journal an explicit reprint request and queue its job.
+
+    Only a completed sale has a receipt: a pending card sale is not paid yet
+    and a cancelled one never was, so printing theirs would hand a customer a
+    paid-looking slip for goods nobody paid (ConflictError, 409).
+    """
+    row = tx.execute("SELECT status FROM sales WHERE id = ?", (sale_id,)).fetchone()
+    if row is not None and row[0] != "completed":
+        raise ConflictError(f"sale {sale_id} is {row[0]}, not completed: it has no "
+                            "receipt to reprint")
     receipt_record(tx, sale_id)
     event = tx.append("print.reprint_requested", {"sale_id": sale_id})
     cursor = tx.execute(
