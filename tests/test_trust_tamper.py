@@ -13,6 +13,8 @@ from daemon.journal import verify
 from daemon.journal.verify import verify_journal
 from daemon.runtime import JOURNAL_FILE
 from daemon.trust.replay import replay_observers
+from daemon.web.app import create_app
+from tests.conftest import auth, pair
 from tests.test_trust import _device_public, _journal_after_a_shift, _tamper
 
 TEXT_EDITS = {
@@ -83,3 +85,39 @@ async def test_a_removed_seal_with_a_later_one_in_its_epoch_is_not_named(
                   (first,))
     result = verify_journal(dst, device)
     assert result.ok and result.seals == len(seals) - 1
+
+
+STRAY_SALE = ("INSERT INTO sales (id, seq, client_ref, created_at, tablet, total_minor,"
+              " currency, status, receipt) SELECT 'ffffffffffffffff', ?,"
+              " 'zzzzzzzzzzzz', created_at, tablet, total_minor, currency, status,"
+              " receipt FROM sales WHERE status = 'completed' LIMIT 1")
+
+
+@pytest.mark.parametrize("seq", [0, -1, (1 << 62) + 1, (1 << 63) - 1, 100_000])
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_sales_row_at_a_seq_no_event_has_is_named(
+        aiohttp_client: Any, config: Config, tmp_path: Path, seq: int,
+        processes: int) -> None:
+    """Below the first seq and past the replay's last range too (break test)."""
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    src, device = state / JOURNAL_FILE, _device_public(state)
+    dst = _tamper(src, tmp_path / "stray.sqlite3", STRAY_SALE, (seq,))
+    result = verify_journal(dst, device, observers=replay_observers(),
+                            processes=processes)
+    assert result.bad_seq == seq and "no event made" in result.reason, result
+
+
+async def test_a_stray_sales_row_hides_itself_not_the_sales_list(
+        aiohttp_client: Any, config: Config) -> None:
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    conn = sqlite3.connect(state / JOURNAL_FILE)
+    genuine = conn.execute("SELECT count(*) FROM sales").fetchone()[0]
+    conn.execute(STRAY_SALE, (0,))
+    conn.commit()
+    conn.close()
+    client = await aiohttp_client(create_app(config))
+    token = await pair(client)
+    resp = await client.get("/api/v1/sales", headers=auth(token))
+    assert resp.status == 200, await resp.text()
+    items = (await resp.json())["items"]
+    assert len(items) == genuine and "ffffffffffffffff" not in {s["id"] for s in items}

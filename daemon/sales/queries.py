@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import unicodedata
 from typing import Any
 
-from daemon.errors import ConflictError
+from daemon.errors import ConflictError, NotFoundError
 from daemon.journal.store import Tx
 from daemon.sales import giftcards, receipt_store
 from daemon.sales.receipt import render_text
@@ -18,6 +19,7 @@ _PRODUCT_SELECT = ("p.sku, p.name, p.variant, p.category, p.price_minor, p.tax_c
                    " p.weight_g, p.gift_card, coalesce(b.packaging, ''),"
                    " coalesce(b.carbon_factor, '') FROM products p"
                    " LEFT JOIN product_billing b ON b.sku = p.sku")
+_LOG = logging.getLogger(__name__)
 _SALE_COLUMNS = ("id, seq, client_ref, created_at, tablet, total_minor, currency,"
                  " status, receipt, (SELECT body FROM events WHERE seq = sales.seq)")
 
@@ -74,7 +76,14 @@ def list_sales(conn: sqlite3.Connection, before_seq: int | None,
         params.append(before_seq)
     sql += " ORDER BY seq DESC LIMIT ?"
     params.append(limit)
-    return [sale_dict(row, conn) for row in conn.execute(sql, params).fetchall()]
+    sales = []
+    for row in conn.execute(sql, params).fetchall():
+        try:
+            sales.append(sale_dict(row, conn))
+        except NotFoundError as err:  # a row no event made: hide it, not the list
+            _LOG.error("sale %s left out of the list: %s; run `stallbox verify`",
+                       row[0], err)
+    return sales
 
 
 def get_sale(conn: sqlite3.Connection, sale_id: str) -> dict[str, Any]:

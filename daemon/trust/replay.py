@@ -381,6 +381,10 @@ class SalesReplay(_MergeJoin):
     def _orphans(self) -> Fault | None:
         if self.seq_range[1] != ALL_SEQS[1]:
             return None  # the part that checks the newest sales looks for these
+        row = self.conn.execute("SELECT seq FROM sales WHERE seq < ? OR seq > ?"
+                                " ORDER BY seq LIMIT 1", ALL_SEQS).fetchone()
+        if row is not None:  # below or past every range the replay streams
+            return row[0], f"sales has a row at seq {row[0]} that no event made"
         for table in ("sale_lines", "payments"):
             row = self.conn.execute(
                 f"SELECT sale_id FROM {table} WHERE sale_id NOT IN"
