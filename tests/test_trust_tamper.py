@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.cli import main as cli_main
 from daemon.config import Config
 from daemon.journal import verify
 from daemon.journal.verify import verify_journal
@@ -121,3 +127,74 @@ async def test_a_stray_sales_row_hides_itself_not_the_sales_list(
     assert resp.status == 200, await resp.text()
     items = (await resp.json())["items"]
     assert len(items) == genuine and "ffffffffffffffff" not in {s["id"] for s in items}
+
+
+def _killed(*_args: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def test_a_killed_chain_process_is_incomplete_not_broken(
+        aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 3 and a plain line, not exit 1 (a broken journal) with a traceback."""
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    monkeypatch.setattr(verify, "_chain_child", _killed)  # forked: the child runs it
+    with pytest.raises(verify.WalkIncomplete, match="signal 9"):
+        verify_journal(state / JOURNAL_FILE, _device_public(state),
+                       observers=replay_observers(), processes=2)
+    monkeypatch.setattr(verify, "PARALLEL_MIN_EVENTS", 2)
+    assert cli_main(["verify", "--state", str(state)]) == 3
+    err = capsys.readouterr().err
+    assert "could not finish" in err and "signal 9" in err and "Traceback" not in err
+
+
+CHILD_OF_A_KILLED_VERIFY = """
+import sys, time
+from pathlib import Path
+from daemon.journal import verify
+from daemon.trust.replay import replay_observers
+
+def chain_child(*_args):
+    verify._die_with_parent()
+    Path(sys.argv[2]).write_text(str(__import__("os").getpid()))
+    time.sleep(60)
+
+verify._chain_child = chain_child
+verify.verify_journal(Path(sys.argv[1]), None, observers=replay_observers(),
+                      processes=2)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died
+
+
+def _kill_verify_and_watch_its_child(journal: Path, pid_file: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", CHILD_OF_A_KILLED_VERIFY,
+                               str(journal), str(pid_file)],
+                              cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.kill()  # SIGKILL: no atexit, no finally in the parent
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, "the chain process outlived verify"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+async def test_the_chain_process_dies_with_a_killed_verify(
+        aiohttp_client: Any, config: Config, tmp_path: Path) -> None:
+    state = await _journal_after_a_shift(aiohttp_client, config)
+    _kill_verify_and_watch_its_child(state / JOURNAL_FILE, tmp_path / "child.pid")

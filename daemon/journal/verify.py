@@ -19,6 +19,7 @@ as it gets to them, and the first fault of either wins.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import gc
 import itertools
@@ -26,6 +27,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -235,7 +237,10 @@ def _verify_split(path: Path, device_public: bytes | None,
         try:
             conn.execute("BEGIN")
             claims.cut(conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0)
-            go_write.send(True)  # the snapshot is taken: the child may open its own
+            try:  # the snapshot is taken: the child may open its own
+                go_write.send(True)
+            except BrokenPipeError:  # the child is gone already: say how
+                _child_result(result_read, child)
             with _gc_paused():
                 replayed = _replay_blocks(conn, split, claims) if split else None
         finally:
@@ -341,14 +346,38 @@ class _ChildBlocks:
         return fault
 
 
+class WalkIncomplete(RuntimeError):
+    """The walk could not finish (its other process died): nothing was found
+    wrong, nothing was proved right either."""
+
+
 def _child_result(receive: Any, child: Any) -> VerifyResult:
     try:
         result = receive.recv()
     except EOFError:
-        result = f"exit code {child.exitcode}"
+        child.join(5)
+        code = child.exitcode
+        result = (f"killed by signal {-code}" if code is not None and code < 0
+                  else f"exit code {code}")
     if isinstance(result, VerifyResult):
         return result
-    raise RuntimeError(f"the chain walk process failed: {result}")
+    raise WalkIncomplete(f"the chain walk process ended before it finished "
+                         f"({result})")
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux), so a
+    verify stopped by SIGTERM or SIGKILL leaves no walk reading the journal."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's exit ends it anyway
+        return
+    if os.getppid() == 1:  # the parent died before the call
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _chain_child(path: Path, device_public: bytes | None,
@@ -359,6 +388,7 @@ def _chain_child(path: Path, device_public: bytes | None,
     It also replays the splittable observers' rows in the blocks it takes, and
     every other observer's whole table (all in its own snapshot).
     """
+    _die_with_parent()
     try:
         go.recv()
         conn = _open_walk(path)

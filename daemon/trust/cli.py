@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config import Config
-from daemon.journal.verify import VerifyResult, open_readonly, verify_journal
+from daemon.journal.verify import (
+    VerifyResult,
+    WalkIncomplete,
+    open_readonly,
+    verify_journal,
+)
 from daemon.keys.device import DEVICE_KEY_FILE, DeviceIdentity
 from daemon.keys.epoch import unb64
 from daemon.trust.excerpt import ExcerptError, parse_excerpt
@@ -60,12 +66,21 @@ def device_public(args: argparse.Namespace, state_dir: Path) -> bytes | None:
     return DeviceIdentity.load_or_create(state_dir).public_bytes
 
 
+EXIT_INCOMPLETE = 3  # 0 intact, 1 broken, 2 usage or config
+
+
 def cmd_verify(args: argparse.Namespace, config: Config) -> int:
-    """Walk the journal: chain, certificates, seals, read models; exit 1 on a fault."""
+    """Walk the journal: chain, certificates, seals, read models; exit 1 on a
+    fault, EXIT_INCOMPLETE when the walk could not finish."""
     state = config.state_dir
     observers = [] if getattr(args, "no_replay", False) else replay_observers()
-    result = verify_journal(state / JOURNAL_FILE, device_public(args, state),
-                            observers=observers)
+    try:
+        result = verify_journal(state / JOURNAL_FILE, device_public(args, state),
+                                observers=observers)
+    except WalkIncomplete as err:
+        print(f"stallbox verify: could not finish: {err}; nothing was found wrong "
+              "so far, nothing is proved either: run it again", file=sys.stderr)
+        return EXIT_INCOMPLETE
     for warning in result.warnings:
         print(f"warning: {warning}")
     if not result.ok:
