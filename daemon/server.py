@@ -114,11 +114,13 @@ async def _serve(config: Config, on_ready: Ready | None, stop: asyncio.Event,
 
 
 def _settle_gc() -> None:
-    """Put the collector's default threshold back after daemon.cli's start-up one."""
+    """Put the collector's default threshold back after daemon.cli's start-up
+    one, and freeze what start-up built."""
     # Imported here: importing this module must leave the collector alone.
     from daemon import _startup
 
     _startup.settle()
+    _startup.freeze_long_lived()
 
 
 async def _start_discovery(config: Config, port: int) -> Announcer | None:

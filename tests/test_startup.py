@@ -39,3 +39,12 @@ def test_importing_the_server_leaves_the_collector_alone() -> None:
     out = _run("import gc; default = gc.get_threshold()\n"
                "import daemon.server\nprint(gc.get_threshold() == default)")
     assert out == "True"
+
+
+def test_a_ready_server_freezes_start_ups_objects_and_commands_do_not() -> None:
+    out = _run("import gc\nimport daemon.cli, daemon.server\n"
+               "try:\n    daemon.cli.main(['verify', '--state', '/nonexistent/x'])\n"
+               "except SystemExit:\n    pass\n"
+               "print(gc.get_freeze_count())\n"
+               "daemon.server._settle_gc(); print(gc.get_freeze_count() > 10_000)")
+    assert out.splitlines()[-2:] == ["0", "True"]
