@@ -74,7 +74,18 @@ install_venv() {
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$ROOT$VENV"
     fi
-    "$ROOT$VENV/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
+    # pip builds inside the tree it is given: build from a private copy, so a
+    # read-only checkout works and a build/ left by an interrupted run in the
+    # checkout cannot break this one.
+    local copy
+    copy="$(mktemp -d)"
+    tar -C "$SRC" --exclude=./build --exclude=./.venv --exclude=./.git \
+        --exclude='*.egg-info' -cf - . | tar -C "$copy" -xf -
+    if ! "$ROOT$VENV/bin/python" -m pip install -q --disable-pip-version-check "$copy"; then
+        rm -rf "$copy"
+        die "pip could not install Stallbox from $SRC"
+    fi
+    rm -rf "$copy"
     [ -x "$ROOT$VENV/bin/stallbox" ] || die "pip installed no $VENV/bin/stallbox"
     if [ -z "$ROOT" ]; then
         "$VENV/bin/stallbox" --help >/dev/null || die "$VENV/bin/stallbox does not run"
