@@ -74,11 +74,16 @@ def stored_of(raw: bytes | str | memoryview) -> dict[str, Any]:
     return {key: record[key] for key in STORED_KEYS if key in record}
 
 
+def head(data: Mapping[str, Any], seq: int) -> dict[str, Any]:
+    """Return the receipt record's keys taken as they are from the event."""
+    return {"seq": seq, **{key: data[key] for key in EVENT_KEYS},
+            "sale_discount": data.get("sale_discount")}
+
+
 def merge(data: Mapping[str, Any], seq: int, stored: Mapping[str, Any]
           ) -> dict[str, Any]:
     """Return the whole receipt record of the sale event at seq."""
-    record = {"seq": seq, **{key: data[key] for key in EVENT_KEYS},
-              "sale_discount": data.get("sale_discount")}
+    record = head(data, seq)
     carbon = data.get("carbon")
     if carbon is not None:
         recorded, flags = carbon["estimate"], carbon["flags"]
@@ -183,11 +188,6 @@ def _figures(recorded: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, .
 def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
     """Say on the receipt when the stall default stood in for a product."""
     return [f"{len(flags)} item(s) by the stall's default factor."] if flags else []
-
-
-def carbon_lines(estimate: Any, flags: Sequence[Sequence[str]]) -> list[str]:
-    """Return the carbon block as the receipt prints it."""
-    return [*receipt_lines(estimate), *_flag_note(flags)]
 
 
 def _grams(estimate: Any) -> tuple[int, ...]:

@@ -283,24 +283,6 @@ def _vat_line(stall: StallConfig) -> str:
     return f"USt-IdNr. {stall.vat_id}" if stall.vat_id else ""
 
 
-def receipt_record(data: dict[str, Any], seq: int,
-                   estimate: CarbonEstimate | None) -> dict[str, Any]:
-    """Return what the receipt of a sale shows (before its QR excerpt).
-
-    This whole record was stored with the sale before ``receipt_store``; the
-    verifier still builds it to check rows written then.
-    """
-    record = {"seq": seq, **{key: data[key] for key in receipt_store.EVENT_KEYS},
-              "sale_discount": data.get("sale_discount")}
-    carbon = data.get("carbon")
-    if carbon is not None and estimate is not None:
-        flags = carbon["flags"]
-        record["carbon_lines"] = receipt_store.carbon_lines(estimate, flags)
-        record["carbon"] = carbon_summary(estimate, flags)
-        record["methodology_url"] = carbon["methodology_url"]
-    return record
-
-
 def receipt_from_record(record: dict[str, Any], *, reprint: bool = False) -> Receipt:
     """Rebuild the receipt document exactly as it was when the sale was made."""
     discount = record.get("sale_discount") or {}

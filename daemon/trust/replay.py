@@ -44,7 +44,13 @@ from daemon.journal.verify import (
     parse_body,
 )
 from daemon.keys.epoch import CERT_KIND
-from daemon.sales.receipt_store import SLIM_HEAD, RecordedEstimate, field_bytes
+from daemon.sales.receipt_store import (
+    EVENT_KEYS,
+    SLIM_HEAD,
+    field_bytes,
+    head,
+    merge,
+)
 from daemon.trust.closures import CLOSURE_KINDS
 from daemon.trust.excerpt import SEP, sale_signed_text
 
@@ -55,9 +61,7 @@ _CARBON_HEAD = (DATA_HEAD + '{"carbon":').encode()
 _AFTER_CARBON = b',"cash_rounding":'
 _EXCERPT_KEY = b',"excerpt":"'
 _CARBON_KEY = b',"carbon_lines":'
-_RECEIPT_KEEP = ("id", "currency", "lines", "taxes", "total_minor", "payments",
-                 "change_minor", "header", "footer", "local_time", "rounding_minor")
-_HEAD_KEYS = frozenset({"seq", *_RECEIPT_KEEP, "sale_discount"})
+_HEAD_KEYS = frozenset({"seq", *EVENT_KEYS, "sale_discount"})
 _TERMINAL_KEY = b',"terminal_lines":'
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{86}")  # Ed25519, URL-safe base64 unpadded
 
@@ -224,7 +228,7 @@ class SalesReplay(_MergeJoin):
         super().__init__(conn, seq_range)
         self.parsers = {SALE_KIND: _SaleParser()}
         self._lines, self._payments = _MultisetDigest(), _MultisetDigest()
-        self._estimates: dict[int, tuple[dict[str, Any], Any]] = {}
+        self._estimates: dict[int, tuple[dict[str, Any], bytes]] = {}
         self._epoch, self._stall_id = 0, ""
 
     def other(self, seq: int, kind: str, record: dict[str, Any]) -> Fault | None:
@@ -300,7 +304,7 @@ class SalesReplay(_MergeJoin):
         fault = self._excerpt_fault(excerpt, seq, ts, data, digest)
         if fault:
             return fault
-        wanted = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP}}
+        wanted = {"seq": seq, **{key: data[key] for key in EVENT_KEYS}}
         if any(receipt.get(key) != value for key, value in wanted.items()):
             return "the stored receipt differs from its sale.completed event"
         return ""
@@ -313,21 +317,16 @@ class SalesReplay(_MergeJoin):
         event (sorted keys) no longer has: they are compared as values, and
         only the carbon part, built afresh, byte for byte.
         """
-        from daemon.sales.service import receipt_record  # sales imports trust
-
         carbon = data.get("carbon")
         if carbon is None:
-            return receipt_record(data, seq, None), b""
+            return head(data, seq), b""
         memo = self._estimates.get(id(carbon))
         if memo is None or memo[0] is not carbon:
             if len(self._estimates) >= MEMO_ENTRIES:
                 self._estimates.clear()
-            estimate = RecordedEstimate(carbon["estimate"])
-            memo = (carbon, estimate, _carbon_text(data, estimate))
+            memo = (carbon, _carbon_text(data))
             self._estimates[id(carbon)] = memo
-        record = {"seq": seq, **{key: data[key] for key in _RECEIPT_KEEP},
-                  "sale_discount": data.get("sale_discount")}
-        return record, memo[2]
+        return head(data, seq), memo[1]
 
     def _excerpt_fault(self, text: str, seq: int, ts: str, data: dict[str, Any],
                        digest: bytes) -> str:
@@ -412,11 +411,10 @@ def _wanted_rows(table: str, data: dict[str, Any], seq: int) -> list[Any]:
     return _payment_rows(data, seq)
 
 
-def _carbon_text(data: dict[str, Any], estimate: Any) -> bytes:
-    """Return the receipt's carbon keys as stored: ',"carbon_lines":...'."""
-    from daemon.sales.service import receipt_record
-
-    record = receipt_record({**data, "carbon": data["carbon"]}, 0, estimate)
+def _carbon_text(data: dict[str, Any]) -> bytes:
+    """Return the receipt's carbon keys as the whole form stored them:
+    ',"carbon_lines":...' (formatted from the event's figures, as read)."""
+    record = merge(data, 0, {})
     part = {key: record[key] for key in record if key not in _HEAD_KEYS}
     return b"," + compact_bytes(part)[1:-1] if part else b""
 
@@ -435,8 +433,6 @@ def _terminal_part(part: bytes) -> bool:
 
 def _card_sale(data: dict[str, Any]) -> bool:
     return "replaced_card" in data or any("intent_id" in p for p in data["payments"])
-
-
 
 
 class EpochsReplay(_MergeJoin):
