@@ -54,9 +54,8 @@ class Excerpt:
     def signed_text(self) -> str:
         """Return the text the signature covers (ends with the separator)."""
         taxes = ",".join(f"{c}:{r}:{g}:{t}" for c, r, g, t in self.taxes)
-        fields = (PREFIX, self.stall_id, str(self.seq), self.ts, self.currency,
-                  str(self.total_minor), taxes, self.hash_prefix, str(self.epoch))
-        return SEP.join(fields) + SEP
+        return _signed_text(self.stall_id, self.seq, self.ts, self.currency,
+                            self.total_minor, taxes, self.hash_prefix, self.epoch)
 
     def text(self) -> str:
         """Return the full excerpt, signature included."""
@@ -98,9 +97,15 @@ def sale_signed_text(stall_id: str, seq: int, ts: str, data: dict[str, Any],
     """
     taxes = ",".join(f"{t['code']}:{t['rate_bp']}:{t['gross_minor']}:{t['tax_minor']}"
                      for t in data["taxes"])
-    return SEP.join((PREFIX, stall_id, str(seq), ts, data["currency"],
-                     str(data["total_minor"]), taxes,
-                     digest[:HASH_PREFIX_HEX // 2].hex(), str(epoch))) + SEP
+    return _signed_text(stall_id, seq, ts, data["currency"], data["total_minor"],
+                        taxes, digest[:HASH_PREFIX_HEX // 2].hex(), epoch)
+
+
+def _signed_text(stall_id: str, seq: int, ts: str, currency: str, total_minor: int,
+                 taxes: str, hash_prefix: str, epoch: int) -> str:
+    """The text an excerpt's signature covers, its fields in their order."""
+    return SEP.join((PREFIX, stall_id, str(seq), ts, currency, str(total_minor),
+                     taxes, hash_prefix, str(epoch))) + SEP
 
 
 def sale_excerpt(tx: Tx, stall_id: str, event: Event) -> str:
