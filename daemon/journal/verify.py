@@ -275,9 +275,8 @@ class _Claims:
     def cut(self, head: int) -> None:
         """Size the blocks for a journal of head events (replay process, first)."""
         size = max(BLOCK_MIN_SEQS, -(-head // BLOCKS_PER_JOURNAL))
-        last = max(head - 1, 0) // size
-        reserved = min(int((last + 1) * CHILD_SHARE), last + 1)
-        self._shared[:] = [reserved, ALL_SEQS[1], size, last]
+        self._shared[:] = [0, ALL_SEQS[1], size, max(head - 1, 0) // size]
+        self._shared[0] = self.reserved  # the first block anyone may claim
 
     @property
     def reserved(self) -> int:
