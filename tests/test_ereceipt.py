@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,20 @@ async def _status(client: TestClient, token: str, sale_id: str,
             return dict(state)
         assert asyncio.get_running_loop().time() < deadline, state
         await asyncio.sleep(0.05)
+
+
+async def _emailed_today(till: tuple[TestClient, str], state_dir: Path
+                         ) -> tuple[str, Any, Any, date, Path]:
+    """Sell, have the receipt mailed with consent, wait until sent; return the
+    sale id, the daemon, its day keys, today and today's key file."""
+    client, token = till
+    sale_id = await _sell(client, token)
+    await _ask(client, token, sale_id, {"email": ADDRESS, "consent": True})
+    await _status(client, token, sale_id, "sent")
+    today = datetime.now(UTC).date()
+    return (sale_id, client.app[STALLBOX],
+            client.app[OUTBOX].outbox.keys,  # type: ignore[union-attr]
+            today, state_dir / "datakeys" / f"{today.isoformat()}.key")
 
 
 def _journal_bytes(state_dir: Path) -> bytes:
@@ -231,13 +245,7 @@ async def test_sale_page_form_needs_consent_and_shows_the_state(
 async def test_shredding_erases_the_day_key_once_it_may_go(
         till: tuple[TestClient, str], smtp: SmtpServer, state_dir: Path) -> None:
     client, token = till
-    sale_id = await _sell(client, token)
-    await _ask(client, token, sale_id, {"email": ADDRESS, "consent": True})
-    await _status(client, token, sale_id, "sent")
-    box = client.app[STALLBOX]
-    keys = client.app[OUTBOX].outbox.keys  # type: ignore[union-attr]
-    today = datetime.now(UTC).date()
-    key_file = state_dir / "datakeys" / f"{today.isoformat()}.key"
+    sale_id, box, keys, today, key_file = await _emailed_today(till, state_dir)
     assert key_file.exists()
     assert await shred_due(box, keys, 30, today) == []  # retention not passed
     assert key_file.exists()

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient
 from daemon.ereceipt import outbox as outbox_module
 from daemon.ereceipt import store
 from daemon.ereceipt.outbox import shred_due
-from daemon.ereceipt.web import OUTBOX
 from daemon.journal.verify import verify_journal
 from daemon.keys.device import DeviceIdentity
 from daemon.runtime import JOURNAL_FILE
@@ -24,7 +23,14 @@ from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from tests.conftest import DEMO_CSV, auth, page_headers, pair
 from tests.smtphelpers import SmtpServer
-from tests.test_ereceipt import ADDRESS, _ask, _email_config, _sell, _status
+from tests.test_ereceipt import (
+    ADDRESS,
+    _ask,
+    _email_config,
+    _emailed_today,
+    _sell,
+    _status,
+)
 
 
 async def _kinds(client: TestClient, kind: str) -> int:
@@ -118,13 +124,7 @@ async def test_an_unreadable_password_file_counts_attempts_for_every_mail(
 async def test_todays_key_is_never_shredded_and_a_day_only_once(
         till: tuple[TestClient, str], smtp: SmtpServer, state_dir: Path) -> None:
     client, token = till
-    sale_id = await _sell(client, token)
-    await _ask(client, token, sale_id, {"email": ADDRESS, "consent": True})
-    await _status(client, token, sale_id, "sent")
-    box = client.app[STALLBOX]
-    keys = client.app[OUTBOX].outbox.keys  # type: ignore[union-attr]
-    today = datetime.now(UTC).date()
-    key_file = state_dir / "datakeys" / f"{today.isoformat()}.key"
+    sale_id, box, keys, today, key_file = await _emailed_today(till, state_dir)
     for retention in (0, 1, 30):
         assert await shred_due(box, keys, retention, today) == []
     assert key_file.exists() and await _kinds(client, store.SHREDDED) == 0
