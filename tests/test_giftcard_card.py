@@ -59,6 +59,17 @@ async def call(chf: Chf, path: str, data: Any, status: int) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     return dict(await resp.json())
 
+async def declined_split(chf: Chf) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new 10,00 gift card, then a sale paying 3,00 by it, 5,13 by card and
+    2,00 cash; the card part declined (the simulator refuses amounts ending in
+    13 cents). Return the card's code, the 202 answer and the settled sale."""
+    client, token = chf
+    code = await new_card(chf)
+    sale = await call(chf, "/api/v1/sales",
+                      body([("KERZE", 1)], split(code, 300, 513, 200)), 202)
+    return code, sale, await settled(client, token, sale["id"])
+
+
 
 async def new_card(chf: Chf) -> str:
     sale = await call(chf, "/api/v1/sales", body([("GUT", 1)], cash(1000)), 201)
@@ -144,11 +155,7 @@ async def test_card_gift_card_and_cash_approved_takes_the_balance_once(
 async def test_declined_then_cancelled_gives_the_balance_back(
         chf: Chf, state_dir: Path) -> None:
     client, token = chf
-    code = await new_card(chf)
-    # 5,13: the simulator refuses amounts ending in 13 cents.
-    sale = await call(chf, "/api/v1/sales",
-                      body([("KERZE", 1)], split(code, 300, 513, 200)), 202)
-    lost = await settled(client, token, sale["id"])
+    code, sale, lost = await declined_split(chf)
     assert (lost["status"], lost["payment"]["status"]) == ("pending", "declined")
     assert await balance(chf, code) == 700  # still held for this sale
     await call(chf, f"/api/v1/payments/{lost['payment']['id']}/cancel-sale", {},
@@ -173,10 +180,7 @@ async def test_declined_then_cancelled_gives_the_balance_back(
 async def test_declined_then_cash_for_the_rest_keeps_the_reservation(
         chf: Chf, state_dir: Path) -> None:
     client, token = chf
-    code = await new_card(chf)
-    sale = await call(chf, "/api/v1/sales",
-                      body([("KERZE", 1)], split(code, 300, 513, 200)), 202)
-    lost = await settled(client, token, sale["id"])
+    code, sale, lost = await declined_split(chf)
     assert lost["payment"]["status"] == "declined"
     done = await call(chf, f"/api/v1/sales/{sale['id']}/pay-cash",
                       {"tendered_minor": 1000}, 200)
@@ -192,10 +196,7 @@ async def test_declined_then_cash_for_the_rest_keeps_the_reservation(
 
 async def test_a_reserved_balance_cannot_be_spent_again(chf: Chf) -> None:
     client, token = chf
-    code = await new_card(chf)
-    sale = await call(chf, "/api/v1/sales",
-                      body([("KERZE", 1)], split(code, 300, 513, 200)), 202)
-    await settled(client, token, sale["id"])  # declined: the sale waits
+    code, sale, _ = await declined_split(chf)  # declined: the sale waits
     other = await pair(client, "Till 2")
     resp = await client.post("/api/v1/sales", headers=auth(other), json=body(
         [("KERZE", 1)], {"method": "gift_card", "amount_minor": 800, "ref": code}))
