@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from scripts.daemonproc import DaemonProcess, run_cli, write_config  # noqa: E402
+from scripts.daemonproc import DaemonProcess, write_config  # noqa: E402
 
 CATALOG = (b"sku,name,price,tax_class\nTEE,Tee,\"3,20\",reduced\n"
            b"SEIFE,Seife,\"5,90\",standard\n")
@@ -248,17 +248,7 @@ class Stall:
         start = time.perf_counter()
         self.daemon = DaemonProcess(self.config)
         self.ready_s = time.perf_counter() - start
-        code = run_cli("pair", "--state", str(self.state)).stdout.split()[-1]
-        self.token = asyncio.run(self._pair(code))
-        catalog = root / "catalog.csv"
-        catalog.write_bytes(CATALOG)
-        run_cli("import-catalog", str(catalog), "--state", str(self.state))
-
-    async def _pair(self, code: str) -> str:
-        async with aiohttp.ClientSession() as session:
-            resp = await session.post(self.daemon.url + "api/v1/pair",
-                                      json={"code": code, "name": "bench"})
-            return (await resp.json())["token"]
+        self.token = self.daemon.stock_and_pair(self.state, CATALOG, name="bench")
 
     @property
     def sales_url(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +61,25 @@ class DaemonProcess:
             if match:
                 self.url = match.group(1)
                 self._ready.set()
+
+    def stock_and_pair(self, state: Path, catalog: bytes, *, name: str,
+                       timeout_s: float = 60.0) -> str:
+        """Import catalog (CSV bytes) and pair a tablet named name, as staff
+        would: the CLI for the import and the pairing code, HTTP for the token.
+        Return the token. Blocking: from a coroutine, use asyncio.to_thread."""
+        csv = state.parent / "catalog.csv"
+        csv.write_bytes(catalog)
+        for args in (("import-catalog", str(csv)), ("pair",)):
+            done = run_cli(*args, "--state", str(state), timeout_s=timeout_s)
+            if done.returncode != 0:
+                raise RuntimeError(f"stallbox {args[0]} failed: {done.stderr}")
+        code = done.stdout.split()[-1]
+        request = urllib.request.Request(
+            self.url + "api/v1/pair", headers={"Content-Type": "application/json"},
+            data=json.dumps({"code": code, "name": name}).encode())
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(request, timeout=timeout_s) as resp:  # loopback: no proxy
+            return str(json.load(resp)["token"])
 
     def kill(self) -> None:
         """SIGKILL the daemon: no cleanup, as a power cut would leave it."""

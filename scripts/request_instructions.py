@@ -30,19 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.bench import CATALOG, _lean_client_loop  # noqa: E402
-from scripts.daemonproc import DaemonProcess, run_cli, write_config  # noqa: E402
+from scripts.daemonproc import DaemonProcess, write_config  # noqa: E402
 
 BASE_SALES = 40
 READY_TIMEOUT_S = 180.0
-
-
-async def _pair(url: str, code: str) -> str:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        resp = await session.post(url + "api/v1/pair",
-                                  json={"code": code, "name": "count"})
-        return (await resp.json())["token"]
 
 
 async def _sell(url: str, token: str, clients: int, sales: int) -> None:
@@ -63,13 +54,7 @@ def _instructions(sales: int, clients: int) -> int:
             "valgrind", "--tool=cachegrind", "--cache-sim=no",
             f"--cachegrind-out-file={out}"))
         try:
-            code = run_cli("pair", "--state", str(state),
-                           timeout_s=120).stdout.split()[-1]
-            token = asyncio.run(_pair(daemon.url, code))
-            catalog = root / "catalog.csv"
-            catalog.write_bytes(CATALOG)
-            run_cli("import-catalog", str(catalog), "--state", str(state),
-                    timeout_s=120)
+            token = daemon.stock_and_pair(state, CATALOG, name="count", timeout_s=120)
             asyncio.run(_sell(daemon.url, token, clients, sales))
         finally:
             daemon.terminate(timeout_s=300)

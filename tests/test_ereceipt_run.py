@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from daemon.keys.epoch import key_files
-from scripts.daemonproc import DaemonProcess, run_cli, write_config
+from scripts.daemonproc import DaemonProcess, write_config
 from tests.smtphelpers import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -27,18 +27,11 @@ def _forms(secret: bytes) -> list[str]:
             base64.urlsafe_b64encode(secret).decode().rstrip("=")]
 
 
-async def _sell_and_mail(url: str, state: Path) -> tuple[str, str]:
-    catalog = state.parent / "catalog.csv"
-    catalog.write_bytes(CATALOG)
-    imported = await asyncio.to_thread(run_cli, "import-catalog", str(catalog),
-                                       "--state", str(state))
-    assert imported.returncode == 0, imported.stderr
-    paired = await asyncio.to_thread(run_cli, "pair", "--state", str(state))
-    code = paired.stdout.strip().splitlines()[-1]
+async def _sell_and_mail(daemon: DaemonProcess, state: Path) -> tuple[str, str]:
+    url = daemon.url
+    token = await asyncio.to_thread(daemon.stock_and_pair, state, CATALOG,
+                                    name="Till")
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(url + "api/v1/pair", json={"code": code,
-                                                             "name": "Till"})
-        token = (await resp.json())["token"]
         auth = {"Authorization": f"Bearer {token}"}
         resp = await session.post(url + "api/v1/sales", headers=auth, json={
             "client_ref": uuid.uuid4().hex, "lines": [{"sku": "TEE", "qty": 1}],
@@ -70,7 +63,7 @@ async def test_a_full_run_with_an_e_receipt_logs_no_secret(tmp_path: Path) -> No
     daemon = await asyncio.to_thread(
         DaemonProcess, config, launcher=("-m", "daemon.cli", "--log-level", "debug"))
     try:
-        token, sale_id = await _sell_and_mail(daemon.url, state)
+        token, sale_id = await _sell_and_mail(daemon, state)
         keys = [p.read_bytes() for p in (state / "datakeys").glob("*.key")]
         keys += [p.read_bytes() for p in key_files(state).values()]
     finally:

@@ -12,7 +12,7 @@ import pytest
 from daemon.journal.verify import verify_journal
 from daemon.keys.device import DeviceIdentity
 from daemon.trust.replay import replay_observers
-from scripts.daemonproc import DaemonProcess, run_cli, write_config
+from scripts.daemonproc import DaemonProcess, write_config
 
 pytestmark = pytest.mark.slow
 CATALOG = b"sku,name,price,tax_class\nTEE,Tee,\"3,20\",reduced\n"
@@ -37,17 +37,8 @@ async def test_split_verify_while_the_daemon_sells(tmp_path: Path) -> None:
     config = write_config(tmp_path / "stallbox.toml", state)
     daemon = await asyncio.to_thread(DaemonProcess, config)
     try:
-        catalog = tmp_path / "catalog.csv"
-        catalog.write_bytes(CATALOG)
-        imported = await asyncio.to_thread(run_cli, "import-catalog", str(catalog),
-                                           "--state", str(state))
-        assert imported.returncode == 0, imported.stderr
-        paired = await asyncio.to_thread(run_cli, "pair", "--state", str(state))
-        code = paired.stdout.strip().splitlines()[-1]
-        async with aiohttp.ClientSession() as session:
-            resp = await session.post(daemon.url + "api/v1/pair",
-                                      json={"code": code, "name": "Till"})
-            token = (await resp.json())["token"]
+        token = await asyncio.to_thread(daemon.stock_and_pair, state, CATALOG,
+                                        name="Till")
         stop = asyncio.Event()
         selling = asyncio.create_task(_sell_until(daemon.url, token, stop))
         await asyncio.sleep(0.5)
