@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from daemon.journal.store import Journal, Tx
@@ -138,6 +139,20 @@ async def running_receiver(data_dir: Path, key: DeviceIdentity | None = None
         yield rec
     finally:
         await rec.stop()
+
+
+def stall_receiver() -> Any:
+    """Return a ``receiver`` fixture: a receiver with the test stall's device
+    key (from ``state_dir``) enrolled. In a test module:
+    ``receiver = stall_receiver()``."""
+
+    @pytest.fixture
+    async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
+        key = DeviceIdentity.load_or_create(state_dir)
+        async with running_receiver(tmp_path / "receiver", key) as rec:
+            yield rec
+
+    return receiver
 
 
 def identity(tmp: Path) -> DeviceIdentity:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,8 @@ from tests.synchelpers import (
     Receiver,
     device_dir,
     open_signed,
-    running_receiver,
     sale_data,
+    stall_receiver,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,11 +42,7 @@ CATALOG = (
 )
 
 
-@pytest.fixture
-async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    key = DeviceIdentity.load_or_create(state_dir)
-    async with running_receiver(tmp_path / "receiver", key) as rec:
-        yield rec
+receiver = stall_receiver()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +12,19 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from daemon.keys.device import DeviceIdentity
 from daemon.runtime import JOURNAL_FILE
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from device.sim.zvt_terminal import ZvtTerminalSim
 from tests.cardhelpers import settled, zvt_fixtures
 from tests.conftest import auth, make_config, pair
-from tests.synchelpers import STALL, Receiver, running_receiver
+from tests.synchelpers import STALL, Receiver, stall_receiver
 from tests.test_sale_billing import BILLING, CATALOG
 
 fast_zvt, sim = zvt_fixtures()
 
 
-@pytest.fixture
-async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    key = DeviceIdentity.load_or_create(state_dir)
-    async with running_receiver(tmp_path / "receiver", key) as rec:
-        yield rec
+receiver = stall_receiver()
 
 
 @pytest.fixture

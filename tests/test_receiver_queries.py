@@ -3,29 +3,23 @@ not reversed, and 404 for a stall it does not know on every stall route."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from daemon.keys.device import DeviceIdentity
 from daemon.web.app import create_app
 from daemon.web.keys import STALLBOX
 from tests.conftest import auth, make_config, pair
-from tests.synchelpers import STALL, Receiver, running_receiver
+from tests.synchelpers import STALL, Receiver, stall_receiver
 from tests.test_receiver_billing import CATALOG, get, sell
 
 pytestmark = pytest.mark.timeout(120)
 PERIOD_ROUTES = ("streams", "display")
 
 
-@pytest.fixture
-async def receiver(tmp_path: Path, state_dir: Path) -> AsyncIterator[Receiver]:
-    key = DeviceIdentity.load_or_create(state_dir)
-    async with running_receiver(tmp_path / "receiver", key) as rec:
-        yield rec
+receiver = stall_receiver()
 
 
 @pytest.fixture
