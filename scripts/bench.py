@@ -480,6 +480,13 @@ def bench_printer(quick: bool, root: Path) -> list[Figure]:
     return run(quick, Figure)
 
 
+def bench_wal(quick: bool, root: Path) -> list[Figure]:
+    """A sale-sized commit into reserved WAL blocks, next to one growing the WAL."""
+    from scripts.bench_wal import run
+
+    return run(quick, root, Figure)
+
+
 def bench_latency(quick: bool, root: Path) -> list[Figure]:
     """Cash sale p50/p90/p99 at 1 to 40 tablets; writes docs/bench-latency.svg."""
     from scripts.bench_latency import run
@@ -505,6 +512,7 @@ BENCHMARKS: dict[str, Callable[[bool, Path], list[Figure]]] = {
     "market_day": bench_market_day,
     "appliance": bench_appliance,
     "sale": bench_sale,
+    "wal": bench_wal,
     "latency": bench_latency,
     "terminal": bench_terminal,
     "printer": bench_printer,

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.errors import FatalError, RetryLaterError, StallboxError
 from daemon.journal.canonical import GENESIS_HASH, canonical_bytes, chain_hash
+from daemon.journal.walreserve import RESERVE_CHUNK_BYTES, WalReserve
 from daemon.ops.clock import corrected_utc
 
 if TYPE_CHECKING:
@@ -66,8 +67,10 @@ REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
 # to the WAL, so small pages write less per sale; only a new file can get them.
 NEW_JOURNAL_PAGE_SIZE = 512
 WAL_AUTOCHECKPOINT_BYTES = 8 * 1024 * 1024  # WAL between passive checkpoints
-JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024  # a reset WAL is cut back to this
-WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, truncate as soon as readers allow
+# A restarted WAL is cut back to this: above the autocheckpoint and its
+# reserve, so a WAL that ran its normal course keeps its blocks (walreserve.py).
+JOURNAL_SIZE_LIMIT_BYTES = WAL_AUTOCHECKPOINT_BYTES + 2 * RESERVE_CHUNK_BYTES
+WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, checkpoint as soon as readers allow
 # A checkpoint writes every page changed since the last one once, so rarer
 # checkpoints write the hot pages (index leaves, page 1) fewer times: at a sale
 # every 20 s, every 30 minutes instead of every 5 saves ~8 MB a day (#7).
@@ -231,6 +234,8 @@ class Journal:
                                         daemon=True)
         self._closed = False
         self._last_trim_monotonic = time.monotonic()
+        self._reserve = WalReserve(self._wal_path)
+        self._reserve.keep(self.wal_bytes())  # before the first sale, not after it
         self._thread.start()
 
     @classmethod
@@ -318,21 +323,25 @@ class Journal:
         except OSError:
             return 0
 
-    def _trim_wal(self, *, idle: bool) -> None:
-        """Checkpoint and truncate the WAL from the writer thread when it is due.
+    def _trim_due(self, size: int, *, idle: bool) -> bool:
+        """Return whether the WAL (size bytes of file) should be checkpointed now."""
+        due = time.monotonic() - self._last_trim_monotonic >= WAL_TRIM_INTERVAL_S
+        return size > 0 and (due or idle or size > WAL_BOUND_BYTES)
 
+    def _trim_wal(self, size: int) -> None:
+        """Checkpoint the WAL from the writer thread so the next commit starts
+        it again from the top, over the blocks it has (walreserve.py).
+
+        RESTART, not TRUNCATE: the file keeps its blocks; SQLite cuts a WAL
+        that outgrew JOURNAL_SIZE_LIMIT_BYTES back to it when it restarts.
         Only this connection ever checkpoints: SQLite before 3.51.3 can corrupt
         the WAL when two connections checkpoint at once. A reader still inside
-        old frames makes TRUNCATE busy; busy_timeout 0 returns at once rather
+        old frames makes RESTART busy; busy_timeout 0 returns at once rather
         than holding up sales, and the next chance tries again.
         """
-        size = self.wal_bytes()
-        due = time.monotonic() - self._last_trim_monotonic >= WAL_TRIM_INTERVAL_S
-        if size == 0 or not (due or idle or size > WAL_BOUND_BYTES):
-            return
         self._conn.execute("PRAGMA busy_timeout = 0")
         try:
-            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            busy = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
         except sqlite3.Error as err:
             busy = 1
             _LOG.debug("WAL checkpoint failed: %s", err)
@@ -340,7 +349,8 @@ class Journal:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not busy:
             self._last_trim_monotonic = time.monotonic()
-        _LOG.debug("WAL of %d bytes %s", size, "kept: readers" if busy else "truncated")
+        _LOG.debug("WAL of %d bytes %s", size,
+                   "kept: readers" if busy else "checkpointed")
 
     def _wait_s(self) -> float:
         """Return how long the writer may sleep: until the first deferred
@@ -364,9 +374,11 @@ class Journal:
             except queue.Empty:
                 if self._deferred_due():
                     self.seal_wanted = True  # no idle-tail seal commit after it
-                    self._commit_batch([])
+                    self._after_batch(self._commit_batch([]), may_trim=True)
                 elif time.monotonic() - self._last_commit_monotonic >= WRITER_IDLE_S:
-                    self._trim_wal(idle=True)
+                    size = self.wal_bytes()
+                    if self._trim_due(size, idle=True):
+                        self._trim_wal(size)
                     self._last_commit_monotonic = time.monotonic()
                 continue
             if first is None:
@@ -384,16 +396,33 @@ class Journal:
                     break
                 if item is not _WAKE:
                     batch.append(item)  # type: ignore[arg-type]
-            self._commit_batch(batch)
-            if self._queue.empty():
-                self._trim_wal(idle=False)
+            self._after_batch(self._commit_batch(batch),
+                              may_trim=self._queue.empty())
+
+    def _after_batch(self, wakes: list[_Wake], *, may_trim: bool) -> None:
+        """Look at the WAL, wake the batch's callers, then trim or reserve.
+
+        The callers are woken after the writer's last quick system call: a
+        woken event loop wants the GIL, and each call the writer made after
+        that handed the GIL over and back, across cores. The slow parts (a
+        checkpoint, growing the WAL's reserve) come after the wake-up.
+        """
+        size = self.wal_bytes()
+        trim = may_trim and self._trim_due(size, idle=False)
+        for loop, callback, arg in wakes:
+            loop.call_soon_threadsafe(callback, arg)
+        if trim:
+            self._trim_wal(size)
+        self._reserve.keep(size)
 
     def _take_deferred(self) -> list[_Deferred]:
         with self._deferred_lock:
             deferred, self._deferred = self._deferred, []
         return deferred
 
-    def _commit_batch(self, batch: list[_Request]) -> None:
+    def _commit_batch(self, batch: list[_Request]) -> list[_Wake]:
+        """Run the batch and the deferred functions in one transaction and
+        commit it; return the wake-ups that hand the outcomes to their loops."""
         outcomes: list[tuple[bool, Any, list[Callable[[], None]]]] = []
         carry = not batch or any(request.carry for request in batch)
         deferred = self._take_deferred() if carry else []
@@ -425,16 +454,16 @@ class Journal:
         else:
             self._committed(sealed)
         self._last_commit_monotonic = time.monotonic()
-        for loop, after in deferred_after:
-            loop.call_soon_threadsafe(_run_callbacks, after)
+        wakes: list[_Wake] = [(loop, _run_callbacks, after)
+                              for loop, after in deferred_after]
         # One wake-up per loop for the whole batch: each call_soon_threadsafe
         # writes to the loop's self-pipe, a system call per sale otherwise.
         settled: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
         for request, (ok, value, after) in zip(batch, outcomes, strict=True):
             settled.setdefault(request.loop, []).append(
                 (request.future, ok, value, after))
-        for loop, items in settled.items():
-            loop.call_soon_threadsafe(_settle_all, items)
+        wakes += [(loop, _settle_all, items) for loop, items in settled.items()]
+        return wakes
 
     def _seal_if_due(self) -> bool:
         """Write a seal row for the head when one is wanted or due."""
@@ -497,6 +526,7 @@ def _run_callbacks(after: list[Callable[[], None]]) -> None:
 
 
 _Settled = tuple[asyncio.Future[Any], bool, Any, list[Callable[[], None]]]
+_Wake = tuple[asyncio.AbstractEventLoop, Callable[[Any], None], Any]
 
 
 def _settle_all(items: list[_Settled]) -> None:
