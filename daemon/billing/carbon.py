@@ -110,18 +110,12 @@ class _Coefficient(NamedTuple):
 _Row = tuple[str, str, int, int, int, int, int, bool]
 
 
-class ExactKg(NamedTuple):
-    """An exact kg figure as numerator over denominator, not always in lowest terms."""
-
-    numerator: int
-    denominator: int
-
-
 class CarbonEstimate:
     """A sale's estimate with the method, datasets and factor table behind it.
 
     Each line's figures are integer numerators over that line's denominator,
-    and the sale's sums over one common denominator (``figures_kg``); the
+    and the sale's sums as (numerator, denominator) pairs over one common
+    denominator, not always in lowest terms (``figures_kg``); the
     Fraction views (``lines``, ``total_kg``, ``low_kg``, ``high_kg``) and the
     stored and printed texts are built once, when first asked for. A sale
     answers from the integers alone: three Fractions (each a gcd and a
@@ -131,7 +125,7 @@ class CarbonEstimate:
     __slots__ = ("_rows", "figures_kg", "method_id", "method_version", "datasets",
                  "table_hash", "_lines", "_sums", "_json", "_text")
 
-    def __init__(self, rows: tuple[_Row, ...], figures_kg: tuple[ExactKg, ...],
+    def __init__(self, rows: tuple[_Row, ...], figures_kg: tuple[tuple[int, int], ...],
                  datasets: tuple[tuple[str, str], ...], table_hash: str) -> None:
         self._rows = rows
         self.figures_kg = figures_kg  # total, low, high
@@ -222,7 +216,9 @@ def estimate(
         scale = common // d
         for i in range(3):
             total[i] += values[i] * scale
-    return CarbonEstimate(tuple(rows), tuple(ExactKg(n, common) for n in total),
+    # plain pairs: a NamedTuple costs a Python-level __new__ per figure
+    return CarbonEstimate(tuple(rows), ((total[0], common), (total[1], common),
+                                        (total[2], common)),
                           tuple(sorted(datasets)), table.version_hash)
 
 

@@ -194,10 +194,10 @@ def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
 def _grams(estimate: Any) -> tuple[int, ...]:
     # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
     # gcd) per figure; the result is the same whether or not n/d is reduced.
-    # figures_kg (total, low, high) are those integers, for a CarbonEstimate
-    # and a RecordedEstimate alike.
-    return tuple(div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
-                 for kg in estimate.figures_kg)
+    # figures_kg (total, low, high) are those (n, d) pairs, for a
+    # CarbonEstimate and a RecordedEstimate alike.
+    return tuple(div_round(n * GRAMS_PER_KG, d, "half_up")
+                 for n, d in estimate.figures_kg)
 
 
 def carbon_summary(estimate: Any, flags: Sequence[Sequence[str]]) -> dict[str, Any]:
