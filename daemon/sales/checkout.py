@@ -231,6 +231,8 @@ def _extra_lines(order: Order, products: Mapping[str, Product],
             packaged.append(PackagedQty(kind, qty, own))
         elif kind:
             _LOG.warning("packaging %r of %s is not configured; no fee", kind, sku)
+    if not packaged and not order.deposit_returns:
+        return [], (), ()  # most sales: nothing packaged, nothing handed back
     lines = list(packaging_lines(packaged, types))
     for index, (key, qty) in enumerate(order.deposit_returns):
         lines.append(_deposit_return(index, key, qty, types))
