@@ -118,8 +118,9 @@ class CarbonEstimate:
     denominator, not always in lowest terms (``figures_kg``); the
     Fraction views (``lines``, ``total_kg``, ``low_kg``, ``high_kg``) and the
     stored and printed texts are built once, when first asked for. A sale
-    answers from the integers alone: three Fractions (each a gcd and a
-    normalisation in Python) per sale were a tenth of its carbon work.
+    needs only the integers (the event's text, the API's grams); building
+    three Fractions per sale, each a gcd and a normalisation in Python, cost
+    about a tenth of its carbon work.
     """
 
     __slots__ = ("_rows", "figures_kg", "method_id", "method_version", "datasets",
