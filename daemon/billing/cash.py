@@ -51,6 +51,8 @@ def cash_rounding(currency: Currency, step: str, mode: str) -> CashRounding:
 
 def round_cash(amount_minor: int, rule: CashRounding) -> int:
     """Return the cash amount actually handed over for an exact amount due."""
+    if rule.step_minor == 1:  # no rounding (most euro stalls): already whole
+        return amount_minor
     return round_to_step(amount_minor, rule.step_minor, rule.mode)
 
 

@@ -130,6 +130,11 @@ def discount_lines(
     Lines in ``exempt`` (by position) take no line discount and no share of
     the sale discount.
     """
+    if not line_discounts and sale_discount is None:
+        # Most sales have no discount: each line costs its amount, as the
+        # steps below would find with every discount zero.
+        return tuple(DiscountedLine(line, 0, 0, line.amount_minor)
+                     for line in priced), 0, ()
     after_line = _line_discounts(priced, line_discounts, exempt)
     amounts = [
         line.amount_minor - off for line, off in zip(priced, after_line, strict=True)

@@ -122,8 +122,9 @@ def price_order(order: Order, products: Mapping[str, Product], stall: StallConfi
                       if products[sku].gift_card)  # face value: no discount
     discounted, sale_off, by_code = discount_lines(
         priced_goods, dict(order.line_discounts), order.sale_discount, cards)
-    sale = _with_taxes((*discounted, *_undiscounted(_price_lines(extra, stall))),
-                       sale_off, by_code, stall)
+    if extra:  # packaging and deposit return lines; most sales have none
+        discounted = (*discounted, *_undiscounted(_price_lines(extra, stall)))
+    sale = _with_taxes(discounted, sale_off, by_code, stall)
     carbon = record = None
     flags: list[tuple[str, str]] = []
     if billing.carbon is not None:
@@ -230,6 +231,8 @@ def _extra_lines(order: Order, products: Mapping[str, Product],
             packaged.append(PackagedQty(kind, qty, own))
         elif kind:
             _LOG.warning("packaging %r of %s is not configured; no fee", kind, sku)
+    if not packaged and not order.deposit_returns:
+        return [], (), ()  # most sales: nothing packaged, nothing handed back
     lines = list(packaging_lines(packaged, types))
     for index, (key, qty) in enumerate(order.deposit_returns):
         lines.append(_deposit_return(index, key, qty, types))

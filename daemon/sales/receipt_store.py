@@ -158,6 +158,7 @@ class RecordedEstimate:
     def __init__(self, recorded: Mapping[str, Any]) -> None:
         self.total_kg = ratio(recorded["total_kg"])
         self.low_kg, self.high_kg = (ratio(x) for x in recorded["range_kg"])
+        self.figures_kg = (self.total_kg, self.low_kg, self.high_kg)
         self.method_id, self.method_version = recorded["method"]
         self.datasets = tuple(tuple(d) for d in recorded["datasets"])
         self.table_hash = recorded["table_hash"]
@@ -192,9 +193,11 @@ def _flag_note(flags: Sequence[Sequence[str]]) -> list[str]:
 
 def _grams(estimate: Any) -> tuple[int, ...]:
     # n/d kg is n*1000/d g: rounding that directly skips a Fraction (and its
-    # gcd) per figure; the result is the same whether or not n/d is reduced
-    return tuple(div_round(kg.numerator * GRAMS_PER_KG, kg.denominator, "half_up")
-                 for kg in (estimate.total_kg, estimate.low_kg, estimate.high_kg))
+    # gcd) per figure; the result is the same whether or not n/d is reduced.
+    # figures_kg (total, low, high) are those (n, d) pairs, for a
+    # CarbonEstimate and a RecordedEstimate alike.
+    return tuple(div_round(n * GRAMS_PER_KG, d, "half_up")
+                 for n, d in estimate.figures_kg)
 
 
 def carbon_summary(estimate: Any, flags: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -113,16 +113,24 @@ def sale_excerpt(tx: Tx, stall_id: str, event: Event) -> str:
     signer = tx.signer
     if signer is None or signer.active is None:
         return ""
-    excerpt = excerpt_for_sale(stall_id, event.seq, event.ts, event.data, event.hash,
-                               signer.active.epoch)
-    return sign_excerpt(excerpt, signer.sign)
+    epoch = signer.active.epoch
+    # The text straight from the event: an Excerpt (nine frozen fields, about
+    # as much work as the text) is only needed to parse or check a receipt.
+    signed = sale_signed_text(stall_id, event.seq, event.ts, event.data, event.hash,
+                              epoch)
+    return _signed(signed, epoch, signer.sign)
 
 
 def sign_excerpt(excerpt: Excerpt, sign: Callable[[bytes], tuple[int, bytes]]) -> str:
     """Sign the excerpt with the live epoch key and return its text."""
-    signed = excerpt.signed_text()
-    epoch, signature = sign(signed.encode("utf-8"))
-    if epoch != excerpt.epoch:
+    return _signed(excerpt.signed_text(), excerpt.epoch, sign)
+
+
+def _signed(signed: str, epoch: int, sign: Callable[[bytes], tuple[int, bytes]]
+            ) -> str:
+    """Sign an excerpt's text with the key of epoch; return it with the signature."""
+    key_epoch, signature = sign(signed.encode("utf-8"))
+    if key_epoch != epoch:
         raise ValueError("the epoch key changed while signing")
     return signed + b64(signature)  # what Excerpt.text() gives, built once
 
