@@ -481,7 +481,7 @@ def bench_printer(quick: bool, root: Path) -> list[Figure]:
 
 
 def bench_wal(quick: bool, root: Path) -> list[Figure]:
-    """A sale-sized commit into reserved WAL blocks, next to one growing the WAL."""
+    """A sale-sized commit over the WAL's old blocks, next to one growing the WAL."""
     from scripts.bench_wal import run
 
     return run(quick, root, Figure)

@@ -166,13 +166,13 @@ async def test_a_truly_full_disk_fails_the_sale_not_the_journal(
     await stock(client, token)
     _fill(small_disk / "filler", small_disk, leave_bytes=0)
     statuses = []
-    for _ in range(400):  # the WAL's reserved blocks take sales, then it is full
+    for _ in range(400):  # old WAL blocks may take a few sales, then it is full
         resp = await client.post("/api/v1/sales", headers=auth(token),
                                  json=sale_body([("BROT", 1)] * 20, 10000))
         statuses.append(resp.status)
         if resp.status == 503:
             break
-    assert statuses[0] == 201 and statuses[-1] == 503
+    assert statuses[-1] == 503
     (small_disk / "filler").unlink()
     assert (await client.post("/api/v1/sales", headers=auth(token),
                               json=sale_body([("BROT", 1)], 1000))).status == 201

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import store, walreserve
+from daemon.journal import store
 from daemon.journal.store import Journal
 
 
@@ -41,7 +41,6 @@ async def test_wal_is_cut_back_once_a_long_reader_lets_go(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "WAL_BOUND_BYTES", 256 * 1024)
     monkeypatch.setattr(store, "JOURNAL_SIZE_LIMIT_BYTES", 32 * 1024)
-    monkeypatch.setattr(walreserve, "RESERVE_CHUNK_BYTES", 16 * 1024)
     path = tmp_path / "j.sqlite3"
     journal = Journal.open(path)
     await journal.append("test.event", {"n": 0})
@@ -56,9 +55,8 @@ async def test_wal_is_cut_back_once_a_long_reader_lets_go(
     reader.execute("COMMIT")
     reader.close()
     # The writer checkpoints right after it answered; the next commit starts
-    # the WAL from the top and SQLite cuts the file to the size limit, after
-    # which the reserve grows it by a chunk at most.
-    small = 32 * 1024 + 16 * 1024 + 8 * 1024
+    # the WAL from the top and SQLite cuts the file to the size limit.
+    small = 32 * 1024 + 8 * 1024
     for n in range(100):
         await journal.append("test.event", {"n": f"after {n}"})
         if journal.wal_bytes() < small:

@@ -48,7 +48,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.errors import FatalError, RetryLaterError, StallboxError
 from daemon.journal.canonical import GENESIS_HASH, canonical_bytes, chain_hash
-from daemon.journal.walreserve import RESERVE_CHUNK_BYTES, WalReserve
 from daemon.ops.clock import corrected_utc
 
 if TYPE_CHECKING:
@@ -67,9 +66,13 @@ REQUIRED_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
 # to the WAL, so small pages write less per sale; only a new file can get them.
 NEW_JOURNAL_PAGE_SIZE = 512
 WAL_AUTOCHECKPOINT_BYTES = 8 * 1024 * 1024  # WAL between passive checkpoints
-# A restarted WAL is cut back to this: above the autocheckpoint and its
-# reserve, so a WAL that ran its normal course keeps its blocks (walreserve.py).
-JOURNAL_SIZE_LIMIT_BYTES = WAL_AUTOCHECKPOINT_BYTES + 2 * RESERVE_CHUNK_BYTES
+# A restarted WAL is cut back to this, above the autocheckpoint: a WAL that
+# ran its normal course keeps its blocks, and the commits after a checkpoint
+# overwrite them instead of growing the file. An fdatasync that grows a file
+# also commits ext4 metadata for the new size and blocks: on this box a
+# sale-sized commit takes 0.3 ms over old blocks and 0.45-0.5 ms growing the
+# file, and writes 3-4 kB more to the disk (`python scripts/bench.py wal`).
+JOURNAL_SIZE_LIMIT_BYTES = WAL_AUTOCHECKPOINT_BYTES + 2 * 1024 * 1024
 WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, checkpoint as soon as readers allow
 # A checkpoint writes every page changed since the last one once, so rarer
 # checkpoints write the hot pages (index leaves, page 1) fewer times: at a sale
@@ -234,8 +237,6 @@ class Journal:
                                         daemon=True)
         self._closed = False
         self._last_trim_monotonic = time.monotonic()
-        self._reserve = WalReserve(self._wal_path)
-        self._reserve.keep(self.wal_bytes())  # before the first sale, not after it
         self._thread.start()
 
     @classmethod
@@ -330,7 +331,7 @@ class Journal:
 
     def _trim_wal(self, size: int) -> None:
         """Checkpoint the WAL from the writer thread so the next commit starts
-        it again from the top, over the blocks it has (walreserve.py).
+        it again from the top, over the blocks it has.
 
         RESTART, not TRUNCATE: the file keeps its blocks; SQLite cuts a WAL
         that outgrew JOURNAL_SIZE_LIMIT_BYTES back to it when it restarts.
@@ -400,12 +401,12 @@ class Journal:
                               may_trim=self._queue.empty())
 
     def _after_batch(self, wakes: list[_Wake], *, may_trim: bool) -> None:
-        """Look at the WAL, wake the batch's callers, then trim or reserve.
+        """Look at the WAL, wake the batch's callers, then trim if due.
 
         The callers are woken after the writer's last quick system call: a
         woken event loop wants the GIL, and each call the writer made after
-        that handed the GIL over and back, across cores. The slow parts (a
-        checkpoint, growing the WAL's reserve) come after the wake-up.
+        that handed the GIL over and back, across cores. A checkpoint, the
+        slow part, comes after the wake-up.
         """
         size = self.wal_bytes()
         trim = may_trim and self._trim_due(size, idle=False)
@@ -413,7 +414,6 @@ class Journal:
             loop.call_soon_threadsafe(callback, arg)
         if trim:
             self._trim_wal(size)
-        self._reserve.keep(size)
 
     def _take_deferred(self) -> list[_Deferred]:
         with self._deferred_lock:
