@@ -235,8 +235,11 @@ async def test_till_page_checks_a_balance(chf: Chf) -> None:
     assert resp.status == 422 and "<script>x" not in await resp.text()
 
 
-async def test_verify_replays_balances_and_names_an_edited_one(
-        chf: Chf, state_dir: Path) -> None:
+async def verify_an_edited_balance(chf: Chf, state_dir: Path,
+                                   processes: int | None = None) -> tuple[int, Any]:
+    """Spend a card, refund that sale, spend it again; check the journal
+    verifies, then raise the card's balance behind the journal's back and
+    return (the card's last seq, verify's verdict on the edited journal)."""
     _, (code,) = await issue(chf)
     sale = await call(chf, "/api/v1/sales",
                       body([("KERZE", 1)], spend(code, 999)), 201)
@@ -247,14 +250,21 @@ async def test_verify_replays_balances_and_names_an_edited_one(
     await client.close()
     device = DeviceIdentity.load_or_create(state_dir).public_bytes
     path = state_dir / JOURNAL_FILE
-    result = verify_journal(path, device, observers=replay_observers())
+    result = verify_journal(path, device, observers=replay_observers(),
+                            processes=processes)
     assert result.ok, result.reason
     conn = sqlite3.connect(path)
     seq = conn.execute("SELECT updated_seq FROM gift_cards").fetchone()[0]
     conn.execute("UPDATE gift_cards SET balance_minor = balance_minor + 100")
     conn.commit()
     conn.close()
-    result = verify_journal(path, device, observers=replay_observers())
+    return seq, verify_journal(path, device, observers=replay_observers(),
+                               processes=processes)
+
+
+async def test_verify_replays_balances_and_names_an_edited_one(
+        chf: Chf, state_dir: Path) -> None:
+    seq, result = await verify_an_edited_balance(chf, state_dir)
     assert result.bad_seq == seq and "gift_cards" in result.reason
 
 

@@ -8,7 +8,6 @@ that feeds less than it should would check less, so these pin it down.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,10 @@ import pytest
 
 from daemon.journal import verify
 from daemon.journal.verify import ALL_SEQS, _Router, verify_journal
-from daemon.keys.device import DeviceIdentity
 from daemon.keys.epoch import CERT_KIND
 from daemon.runtime import JOURNAL_FILE
 from daemon.trust.replay import replay_observers
-from tests.test_giftcards import Chf, call, chf, issue, spend  # noqa: F401 - fixture
+from tests.test_giftcards import Chf, call, chf, verify_an_edited_balance  # noqa: F401 - chf is a fixture
 from tests.test_sale_billing import body, cash
 
 
@@ -102,25 +100,8 @@ async def test_the_split_walk_replays_gift_cards_wherever_the_sale_falls(
     """With share 0 every sale is past the chain process's share: it decodes
     only the sales that carry a gift-card part, and must still replay them."""
     monkeypatch.setattr(verify, "CHILD_SHARE", child_share)
-    _, (code,) = await issue(chf)
     await call(chf, "/api/v1/sales", body([("SEIFE", 1)], cash(2000)), 201)
-    sale = await call(chf, "/api/v1/sales", body([("KERZE", 1)], spend(code, 999)),
-                      201)
-    await call(chf, f"/api/v1/sales/{sale['id']}/refunds",
-               {"client_ref": uuid.uuid4().hex}, 201)
-    await call(chf, "/api/v1/sales", body([("SEIFE", 1)], spend(code, 300, 500)), 201)
-    client, _ = chf
-    await client.close()
-    device = DeviceIdentity.load_or_create(state_dir).public_bytes
-    path = state_dir / JOURNAL_FILE
-    result = verify_journal(path, device, observers=replay_observers(), processes=2)
-    assert result.ok, result.reason
-    conn = sqlite3.connect(path)
-    seq = conn.execute("SELECT updated_seq FROM gift_cards").fetchone()[0]
-    conn.execute("UPDATE gift_cards SET balance_minor = balance_minor + 100")
-    conn.commit()
-    conn.close()
-    result = verify_journal(path, device, observers=replay_observers(), processes=2)
+    seq, result = await verify_an_edited_balance(chf, state_dir, processes=2)
     assert result.bad_seq == seq and "gift_cards" in result.reason, result
 
 
