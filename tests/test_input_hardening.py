@@ -42,6 +42,17 @@ async def _post_raw(client: TestClient, token: str, path: str,
     return resp.status, await resp.json(content_type=None)
 
 
+async def _body_refused_and_nothing_sold(client: TestClient, token: str,
+                                         raw: bytes, detail: str) -> None:
+    """A sale whose raw body is refused as a whole: 422 naming the body, with
+    detail in its text, and the sales list still empty."""
+    status, problem = await _post_raw(client, token, "/api/v1/sales", raw)
+    assert status == 422 and problem["field"] == "body", problem
+    assert detail in problem["detail"]
+    resp = await client.get("/api/v1/sales", headers=auth(token))
+    assert (await resp.json())["items"] == []
+
+
 # ---- 1: strings must be valid, printable Unicode -------------------------------
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -146,11 +157,7 @@ async def test_receiver_enrolment_refuses_deep_nesting(receiver: Receiver) -> No
 ])
 async def test_a_repeated_key_is_422_and_sells_nothing(
         client: TestClient, token: str, raw: bytes) -> None:
-    status, problem = await _post_raw(client, token, "/api/v1/sales", raw)
-    assert status == 422 and problem["field"] == "body", problem
-    assert "appears twice" in problem["detail"]
-    resp = await client.get("/api/v1/sales", headers=auth(token))
-    assert (await resp.json())["items"] == []
+    await _body_refused_and_nothing_sold(client, token, raw, "appears twice")
 
 
 def test_a_live_event_repeating_a_key_is_input_error() -> None:
@@ -174,11 +181,7 @@ async def test_an_absurdly_long_number_is_422_and_sells_nothing(
     raw = (b'{"client_ref": "a-ref-000004", "lines": [{"sku": "DES-CREME-BRULEE",'
            b' "qty": 1}], "payment": {"method": "cash", "tendered_minor": '
            + b"9" * digits + b"}}")
-    status, problem = await _post_raw(client, token, "/api/v1/sales", raw)
-    assert status == 422 and problem["field"] == "body", problem
-    assert "more than 40 digits" in problem["detail"]
-    resp = await client.get("/api/v1/sales", headers=auth(token))
-    assert (await resp.json())["items"] == []
+    await _body_refused_and_nothing_sold(client, token, raw, "more than 40 digits")
 
 
 def test_a_live_event_with_a_5000_digit_number_is_input_error() -> None:
