@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from pathlib import Path
@@ -33,15 +34,27 @@ def _valid_frames_end(wal: Path) -> int:
     return 32 + frames * (page + 24)
 
 
+async def _append_and_trim(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Append one event, have the 30-minute trim fall due and wait for it:
+    after a commit on the event loop the writer thread checkpoints."""
+    before = journal._last_trim_monotonic
+    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 0.0)
+    await journal.append("test.trimmed", {})
+    for _ in range(500):
+        if journal._last_trim_monotonic != before:
+            break
+        await asyncio.sleep(0.01)
+    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 3600.0)
+    assert journal._last_trim_monotonic != before
+
+
 async def test_a_checkpointed_wal_is_overwritten_not_truncated(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = Journal.open(tmp_path / "j.sqlite3")
     wal = Path(f"{journal.path}-wal")
     for n in range(60):
         await journal.append("test.event", {"n": n, "pad": PAD})
-    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 0.0)  # the 30-minute trim
-    await journal.append("test.trimmed", {})  # checkpointed after this batch
-    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 3600.0)
+    await _append_and_trim(journal, monkeypatch)
     grown = _size(wal)
     for n in range(10):
         await journal.append("test.after", {"n": n, "pad": PAD})
@@ -59,9 +72,7 @@ async def test_what_the_disk_holds_after_a_restart_recovers_every_commit(
     journal = Journal.open(tmp_path / "live" / "j.sqlite3")
     for n in range(100):
         await journal.append("test.event", {"n": n, "pad": PAD})
-    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 0.0)
-    await journal.append("test.trimmed", {})
-    monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 3600.0)
+    await _append_and_trim(journal, monkeypatch)
     for n in range(20):
         await journal.append("test.after", {"n": n, "pad": PAD})
     cut = tmp_path / "cut"
