@@ -128,7 +128,8 @@ class Stallbox:
         prices = self.live.pricing if self.live is not None else None
         outcome = await self.journal.transact(
             lambda tx: create_sale(tx, request, self.config.stall,
-                                   self.config.billing, prices))
+                                   self.config.billing, prices),
+            may_run_inline=True)
         if outcome.created and self.printer is not None:
             self.printer.wake()
         return outcome

@@ -39,7 +39,8 @@ async def _append_and_trim(journal: Journal, monkeypatch: pytest.MonkeyPatch) ->
     after a commit on the event loop the writer thread checkpoints."""
     before = journal._last_trim_monotonic
     monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 0.0)
-    await journal.append("test.trimmed", {})
+    await journal.transact(lambda tx: tx.append("test.trimmed", {}),
+                           may_run_inline=True)
     for _ in range(500):
         if journal._last_trim_monotonic != before:
             break

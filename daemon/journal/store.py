@@ -8,19 +8,21 @@ got its result knows its event is on disk, and many tablets share one fsync.
 
 aiosqlite would hop to its thread once per statement; a sale is several
 statements, so the writer runs the whole function in the thread in one hop.
-
-A transaction that is alone skips even that hop. Waking the idle writer and
-then the idle event loop costs two cross-core wake-ups, 0.1-0.2 ms together
-in this VM, more than a quarter of a one-tablet sale. So a transaction that
-finds no other one queued, after letting the loop run everything ready once
-(the other tablets' requests of the same moment), runs its batch of one on the
-event loop's thread, under the same lock the writer takes for every batch. It
-does so only while commits are quick (the last one under INLINE_COMMIT_MAX_S):
-the loop then stops for no longer than a thread hand-off and back would have
-cost, and on a slow disk every commit goes through the writer as before.
-Concurrent sales still meet in the queue and share one commit.
 Readers use the same pattern: read-only connections in a small thread pool
 (see ``readers.py``).
+
+A lone sale skips even that hop. Waking the idle writer and then the idle
+event loop costs two cross-core wake-ups, 0.1-0.2 ms together in this VM, more
+than a tenth of a one-tablet sale. So a transaction that may (``transact(...,
+may_run_inline=True)``: a sale, computation and SQL only, no file I/O) and
+that finds nothing queued, after letting the loop run everything ready once
+(the other tablets' requests of the same moment), runs as a batch of one on
+the event loop's thread, under the lock the writer holds for every batch, with
+any deferred functions (SQL only too). It does so only while commits are quick
+(the last one under INLINE_COMMIT_MAX_S), so the loop stops for at most about a
+millisecond; on a slow disk (an SD card's fsync takes several) every commit
+goes through the writer as before. Concurrent sales still meet in the queue
+and share one commit; a checkpoint that falls due is left to the writer.
 
 Signing. With a signer attached, the writer *seals* the chain head: a row in
 ``seals`` holding (seq, epoch, hash, Ed25519 signature of the head) written in
@@ -266,12 +268,15 @@ class Journal:
         return cls(path, open_connection(path))
 
     async def transact(self, fn: Callable[[Tx], T], *,
-                       carry_deferred: bool = True) -> T:
+                       carry_deferred: bool = True, may_run_inline: bool = False) -> T:
         """Run fn in one durable transaction; return its result once fsync'd.
 
         carry_deferred=False: deferred functions (see defer) do not ride with
         a batch made only of such transactions (the sync cursor's, whose
         commit must not add events that then call for another acknowledgement).
+        may_run_inline=True: fn only computes and uses the connection (no file
+        or network I/O, nothing that waits for the event loop), so alone it may
+        run on the event loop's thread (see the module docstring).
         """
         if self._closed:
             raise RetryLaterError("the journal is closed (daemon shutting down)")
@@ -279,7 +284,8 @@ class Journal:
         future: asyncio.Future[T] = loop.create_future()
         request = _Request(fn, future, loop, carry_deferred)
         self._arrivals += 1
-        if self._commit_s < INLINE_COMMIT_MAX_S and self._queue.empty():
+        if may_run_inline and self._commit_s < INLINE_COMMIT_MAX_S \
+                and self._queue.empty():
             seen = self._arrivals
             await asyncio.sleep(0)  # the loop runs what is ready: other sales
             if self._arrivals == seen and self._commit_inline(request):
