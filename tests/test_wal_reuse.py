@@ -38,6 +38,7 @@ async def _append_and_trim(journal: Journal, monkeypatch: pytest.MonkeyPatch) ->
     """Append one event, have the 30-minute trim fall due and wait for it:
     after a commit on the event loop the writer thread checkpoints."""
     before = journal._last_trim_monotonic
+    monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 60.0)  # however slow the disk
     monkeypatch.setattr(store, "WAL_TRIM_INTERVAL_S", 0.0)
     await journal.transact(lambda tx: tx.append("test.trimmed", {}),
                            may_run_inline=True)
