@@ -121,6 +121,5 @@ async def test_deferred_work_rides_with_an_inline_commit(journal: Journal) -> No
     assert result.ok and result.events == 3
 
 
-
 # The WAL trim that falls due after an inline commit, done by the writer
 # thread: tests/test_wal_reuse.py (_append_and_trim).

@@ -92,8 +92,9 @@ WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, checkpoint as soon as readers 
 # every 20 s, every 30 minutes instead of every 5 saves ~8 MB a day (#7).
 WAL_TRIM_INTERVAL_S = 1800.0  # and at least this often while trading
 WRITER_IDLE_S = 120.0  # an idle writer wakes this often to trim the WAL
-# A lone transaction commits on the event loop's thread only while the last
-# commit took less than this: about what the two thread hand-offs it saves cost.
+# A lone sale commits on the event loop's thread only while the last commit
+# took less than this: the loop stands still for the commit, so on a disk
+# whose fsync takes milliseconds (an SD card) every commit stays on the writer.
 INLINE_COMMIT_MAX_S = 0.001
 _WAKE = object()  # queued by defer(): the writer recomputes when to wake
 _TRIM = object()  # queued after an inline commit: the writer trims if due
