@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from daemon.errors import InputError
+from daemon.errors import InputError, RetryLaterError
 from daemon.journal import store
 from daemon.journal.store import Journal, Tx
 from daemon.journal.verify import verify_journal
@@ -21,7 +23,8 @@ async def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # test_a_slow_disk_keeps_every_commit_on_the_writer sets the other end.
     monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 60.0)
     j = Journal.open(tmp_path / "j.sqlite3")
-    await j.append("warm.up", {})  # the first commit measures the disk
+    for _ in range(store.INLINE_WINDOW):  # the disk proves itself quick
+        await j.append("warm.up", {})
     yield j
     await j.close()
 
@@ -51,7 +54,18 @@ async def test_a_lone_transaction_commits_on_the_loop_thread(
     assert await _sale_like(journal) == _loop_thread()
     assert await _sale_like(journal) == _loop_thread()
     result = verify_journal(journal.path)
-    assert result.ok and result.events == 3
+    assert result.ok and result.events == store.INLINE_WINDOW + 2
+
+
+async def test_a_fresh_journal_commits_inline_once_its_disk_proved_quick(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 60.0)
+    journal = Journal.open(tmp_path / "j.sqlite3")
+    names = [await _sale_like(journal) for _ in range(store.INLINE_WINDOW)]
+    await journal.close()
+    first = store.INLINE_WINDOW - store.INLINE_SLOW_ALLOWED
+    assert set(names[:first]) == {"journal-writer"}
+    assert set(names[first:]) == {_loop_thread()}
 
 
 async def test_concurrent_transactions_go_to_the_writer_and_share_commits(
@@ -61,7 +75,7 @@ async def test_concurrent_transactions_go_to_the_writer_and_share_commits(
     assert set(names) == {"journal-writer"}
     assert statements.count("COMMIT") <= 10  # 20 sales, shared commits
     result = verify_journal(journal.path)
-    assert result.ok and result.events == 21
+    assert result.ok and result.events == store.INLINE_WINDOW + 20
 
 
 async def test_only_a_transaction_that_may_runs_inline(journal: Journal) -> None:
@@ -69,10 +83,31 @@ async def test_only_a_transaction_that_may_runs_inline(journal: Journal) -> None
     assert await _sale_like(journal) == _loop_thread()
 
 
-async def test_a_slow_disk_keeps_every_commit_on_the_writer(
+async def test_a_disk_turning_slow_sends_sales_back_to_the_writer(
+        journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 0.0)  # every commit slow
+    for _ in range(store.INLINE_SLOW_ALLOWED + 1):
+        assert await _sale_like(journal) == _loop_thread()
+    for _ in range(3):
+        assert await _sale_like(journal) == "journal-writer"
+
+
+async def test_one_quick_commit_among_slow_ones_keeps_sales_on_the_writer(
         journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 0.0)
+    for _ in range(10):
+        await journal.append("slow", {})
+    monkeypatch.setattr(store, "INLINE_COMMIT_MAX_S", 60.0)
+    await journal.append("quick", {})  # the last commit was quick; 10 of 64 not
     assert await _sale_like(journal) == "journal-writer"
+
+
+async def test_a_commit_near_the_automatic_checkpoint_goes_to_the_writer(
+        journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = journal._checkpoint_frames  # the WAL holds a few hundred frames
+    monkeypatch.setattr(store, "INLINE_WAL_HEADROOM_FRAMES", limit - 10_000)
+    assert await _sale_like(journal) == _loop_thread()
+    monkeypatch.setattr(store, "INLINE_WAL_HEADROOM_FRAMES", limit - 1)
     assert await _sale_like(journal) == "journal-writer"
 
 
@@ -93,7 +128,7 @@ async def test_a_busy_writer_takes_the_lone_transaction_after_its_batch(
     release.set()
     assert await second == "journal-writer"
     result = verify_journal(journal.path)
-    assert result.ok and result.events == 3
+    assert result.ok and result.events == store.INLINE_WINDOW + 2
 
 
 async def test_a_failing_lone_transaction_rolls_back_and_the_next_continues(
@@ -104,21 +139,63 @@ async def test_a_failing_lone_transaction_rolls_back_and_the_next_continues(
 
     with pytest.raises(InputError):
         await journal.transact(bad, may_run_inline=True)
-    assert (await journal.append("t", {"ok": True})).seq == 2
+    assert (await journal.append("t", {"ok": True})).seq == store.INLINE_WINDOW + 1
     result = verify_journal(journal.path)
-    assert result.ok and result.events == 2
+    assert result.ok and result.events == store.INLINE_WINDOW + 1
 
 
 async def test_deferred_work_rides_with_an_inline_commit(journal: Journal) -> None:
     journal.defer(lambda tx: tx.append("deferred", {}), max_delay_s=60)
-    for _ in range(1000):  # until the writer took defer()'s wake-up
-        if journal._queue.empty():
-            break
-        await asyncio.sleep(0.001)
+    await _writer_took_the_wake(journal)
     assert await _sale_like(journal) == _loop_thread()
     assert journal.deferred_count() == 0
     result = verify_journal(journal.path)
-    assert result.ok and result.events == 3
+    assert result.ok and result.events == store.INLINE_WINDOW + 2
+
+
+async def _writer_took_the_wake(journal: Journal) -> None:
+    for _ in range(1000):  # until the writer took defer()'s wake-up
+        if journal._queue.empty():
+            return
+        await asyncio.sleep(0.001)
+
+
+def _hold_the_loop_until(done: Callable[[], bool]) -> None:
+    """Block the event loop's thread (as a long callback would) until done()."""
+    deadline = time.monotonic() + 10
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+async def test_after_commit_callbacks_run_in_commit_order(journal: Journal) -> None:
+    order: list[str] = []
+
+    def first(tx: Tx) -> None:
+        tx.append("one", {})
+        tx.after_commit(lambda: order.append("first"))
+
+    def second(tx: Tx) -> str:
+        tx.append("two", {})
+        tx.after_commit(lambda: order.append("second"))
+        return threading.current_thread().name
+
+    loop = asyncio.get_running_loop()
+    journal.defer(first, max_delay_s=0.05)
+    await _writer_took_the_wake(journal)
+    sale = asyncio.ensure_future(journal.transact(second, may_run_inline=True))
+    await asyncio.sleep(0)  # the sale now waits in its one turn of the loop
+    _hold_the_loop_until(lambda: bool(journal._wakes.get(loop)))  # `first` commits
+    assert await sale == _loop_thread()  # committed after `first`, on the loop
+    assert order == ["first", "second"]
+
+
+async def test_a_sale_racing_close_is_refused_not_left_waiting(
+        journal: Journal) -> None:
+    sale = asyncio.ensure_future(_sale_like(journal))
+    closing = asyncio.ensure_future(journal.close())
+    with pytest.raises(RetryLaterError):
+        await asyncio.wait_for(sale, timeout=10)
+    await closing
 
 
 # The WAL trim that falls due after an inline commit, done by the writer

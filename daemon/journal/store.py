@@ -18,11 +18,17 @@ may_run_inline=True)``: a sale, computation and SQL only, no file I/O) and
 that finds nothing queued, after letting the loop run everything ready once
 (the other tablets' requests of the same moment), runs as a batch of one on
 the event loop's thread, under the lock the writer holds for every batch, with
-any deferred functions (SQL only too). It does so only while commits are quick
-(the last one under INLINE_COMMIT_MAX_S), so the loop stops for at most about a
-millisecond; on a slow disk (an SD card's fsync takes several) every commit
-goes through the writer as before. Concurrent sales still meet in the queue
-and share one commit; a checkpoint that falls due is left to the writer.
+any deferred functions (SQL only too). The loop stands still for that commit,
+so it does so only while the disk has been quick: at most INLINE_SLOW_ALLOWED
+of the last INLINE_WINDOW commits took INLINE_COMMIT_MAX_S or longer. On a slow
+or erratic disk (an SD card's fsync takes milliseconds) every commit goes
+through the writer as before. Nor does it run a commit that would reach
+SQLite's automatic checkpoint (a checkpoint runs inside that COMMIT): the
+WAL's frame count, read from the wal-index header in ``-shm``, must be short of
+it. Concurrent sales still meet in the queue and share one commit; a trim that
+falls due is left to the writer. Every batch's wake-ups, inline or not, go
+through one queue per event loop in commit order, so after-commit callbacks
+run in the order their transactions committed.
 
 Signing. With a signer attached, the writer *seals* the chain head: a row in
 ``seals`` holding (seq, epoch, hash, Ed25519 signature of the head) written in
@@ -51,8 +57,10 @@ import logging
 import os
 import queue
 import sqlite3
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -92,10 +100,17 @@ WAL_BOUND_BYTES = 16 * 1024 * 1024  # above this, checkpoint as soon as readers 
 # every 20 s, every 30 minutes instead of every 5 saves ~8 MB a day (#7).
 WAL_TRIM_INTERVAL_S = 1800.0  # and at least this often while trading
 WRITER_IDLE_S = 120.0  # an idle writer wakes this often to trim the WAL
-# A lone sale commits on the event loop's thread only while the last commit
-# took less than this: the loop stands still for the commit, so on a disk
-# whose fsync takes milliseconds (an SD card) every commit stays on the writer.
+# A lone sale commits on the event loop's thread only while the disk is quick:
+# at most INLINE_SLOW_ALLOWED of the last INLINE_WINDOW commits took
+# INLINE_COMMIT_MAX_S or more. The loop stands still for the commit, so on a
+# disk whose fsync takes milliseconds (an SD card) every commit stays on the
+# writer. A fresh journal counts as slow until INLINE_WINDOW commits were quick.
 INLINE_COMMIT_MAX_S = 0.001
+INLINE_WINDOW = 64
+INLINE_SLOW_ALLOWED = 1
+# Frames short of the automatic checkpoint an inline commit leaves room for:
+# a sale writes about 22, deferred print.done rows a few each.
+INLINE_WAL_HEADROOM_FRAMES = 512
 _WAKE = object()  # queued by defer(): the writer recomputes when to wake
 _TRIM = object()  # queued after an inline commit: the writer trims if due
 
@@ -254,8 +269,16 @@ class Journal:
         # Held by whoever uses the connection: the writer for each batch, the
         # event loop for an inline commit (see the module docstring).
         self._conn_lock = threading.Lock()
-        self._commit_s = float("inf")  # the last COMMIT's duration; inf: none yet
+        self._slow = [True] * INLINE_WINDOW  # the last commits: slow ones True
+        self._slow_at = 0
+        self._slow_count = INLINE_WINDOW
         self._arrivals = 0  # transact() calls so far: tells a lone one
+        # Wake-ups in commit order, per event loop (see _deliver).
+        self._wakes: dict[asyncio.AbstractEventLoop,
+                          deque[tuple[Callable[[Any], None], Any]]] = {}
+        self._checkpoint_frames: int = conn.execute(
+            "PRAGMA wal_autocheckpoint").fetchone()[0]
+        self._shm_fd: int | None = None
         self._thread = threading.Thread(target=self._run, name="journal-writer",
                                         daemon=True)
         self._closed = False
@@ -285,10 +308,12 @@ class Journal:
         future: asyncio.Future[T] = loop.create_future()
         request = _Request(fn, future, loop, carry_deferred)
         self._arrivals += 1
-        if may_run_inline and self._commit_s < INLINE_COMMIT_MAX_S \
+        if may_run_inline and self._slow_count <= INLINE_SLOW_ALLOWED \
                 and self._queue.empty():
             seen = self._arrivals
             await asyncio.sleep(0)  # the loop runs what is ready: other sales
+            if self._closed:  # close() came in that turn: its stop is queued
+                raise RetryLaterError("the journal is closed (daemon shutting down)")
             if self._arrivals == seen and self._commit_inline(request):
                 return await future  # settled: returns without a loop turn
         self._queue.put(request)
@@ -300,20 +325,61 @@ class Journal:
         if self._closed or not self._conn_lock.acquire(blocking=False):
             return False
         try:
-            if not self._queue.empty():
+            if not self._queue.empty() or not self._wal_has_room():
                 return False
-            wakes = self._commit_batch([request])
+            loops = self._hold_wakes(self._commit_batch([request]))
             size = self.wal_bytes()
         finally:
             self._conn_lock.release()
-        for loop, callback, arg in wakes:
-            if loop is request.loop:
-                callback(arg)
-            else:
-                loop.call_soon_threadsafe(callback, arg)
+        self._deliver(request.loop)
+        self._wake_loops(loops - {request.loop})
         if self._trim_due(size, idle=False):
             self._queue.put(_TRIM)  # a checkpoint is slow: the writer does it
         return True
+
+    def _wal_has_room(self) -> bool:
+        """Say whether a small commit stays short of the automatic checkpoint.
+
+        The WAL's frame count (mxFrame) is the u32 at byte 16 of the wal-index
+        header at the start of ``-shm``, kept twice (bytes 0-47 and 48-95; the
+        two agree outside a write, and only this connection writes). Anything
+        unreadable answers False: the commit then goes to the writer.
+        """
+        if self._checkpoint_frames <= 0:
+            return True  # no automatic checkpoint
+        try:
+            if self._shm_fd is None:
+                self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY)
+            head = os.pread(self._shm_fd, 96, 0)
+        except OSError:
+            return False
+        if len(head) < 96 or head[:48] != head[48:]:
+            return False
+        frames = int.from_bytes(head[16:20], sys.byteorder)
+        return frames + INLINE_WAL_HEADROOM_FRAMES < self._checkpoint_frames
+
+    def _hold_wakes(self, wakes: list[_Wake]) -> set[asyncio.AbstractEventLoop]:
+        """Queue a batch's wake-ups behind those of earlier commits (called
+        under the connection lock, so in commit order); return their loops."""
+        for loop, callback, arg in wakes:
+            self._wakes.setdefault(loop, deque()).append((callback, arg))
+        return {loop for loop, _, _ in wakes}
+
+    def _wake_loops(self, loops: set[asyncio.AbstractEventLoop]) -> None:
+        for loop in loops:
+            loop.call_soon_threadsafe(self._deliver, loop)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the loop's queued wake-ups, oldest commit first (on that loop).
+
+        An inline commit delivers at once, taking along those of a writer
+        batch that committed before it and whose call_soon_threadsafe has not
+        run yet; that call then finds nothing left.
+        """
+        pending = self._wakes.get(loop)
+        while pending:
+            callback, arg = pending.popleft()
+            callback(arg)
 
     def defer(self, fn: Callable[[Tx], Any], max_delay_s: float) -> None:
         """Run fn in the next transaction that commits anyway, at the latest
@@ -371,6 +437,8 @@ class Journal:
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
         self._conn.close()
+        if self._shm_fd is not None:
+            os.close(self._shm_fd)
 
     def wal_bytes(self) -> int:
         """Return the WAL file's size (0 when it is absent)."""
@@ -428,10 +496,10 @@ class Journal:
             try:
                 first = self._queue.get(timeout=self._wait_s())
             except queue.Empty:
-                with self._conn_lock:
-                    self._when_idle()
+                self._when_idle()
                 continue
             if first is None:
+                self._refuse_queued()
                 return
             if first is _WAKE:
                 continue
@@ -452,35 +520,48 @@ class Journal:
                     break
                 if item is not _WAKE and item is not _TRIM:
                     batch.append(item)  # type: ignore[arg-type]
-            with self._conn_lock:
-                self._after_batch(self._commit_batch(batch),
-                                  may_trim=self._queue.empty())
+            self._writer_commit(batch, may_trim=self._queue.empty())
+
+    def _refuse_queued(self) -> None:
+        """Answer what was queued behind the stop (another loop's, or one that
+        raced close()) with RetryLater instead of leaving it waiting."""
+        refused = RetryLaterError("the journal is closed (daemon shutting down)")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Request):
+                item.loop.call_soon_threadsafe(_settle, item.future, False, refused, [])
 
     def _when_idle(self) -> None:
         """Commit deferred functions that are due; trim the WAL of an idle writer."""
         if self._deferred_due():
             self.seal_wanted = True  # no idle-tail seal commit after it
-            self._after_batch(self._commit_batch([]), may_trim=True)
+            self._writer_commit([], may_trim=True)
         elif time.monotonic() - self._last_commit_monotonic >= WRITER_IDLE_S:
-            size = self.wal_bytes()
-            if self._trim_due(size, idle=True):
-                self._trim_wal(size)
-            self._last_commit_monotonic = time.monotonic()
+            with self._conn_lock:
+                size = self.wal_bytes()
+                if self._trim_due(size, idle=True):
+                    self._trim_wal(size)
+                self._last_commit_monotonic = time.monotonic()
 
-    def _after_batch(self, wakes: list[_Wake], *, may_trim: bool) -> None:
-        """Look at the WAL, wake the batch's callers, then trim if due.
+    def _writer_commit(self, batch: list[_Request], *, may_trim: bool) -> None:
+        """Commit a batch on the writer thread, wake its callers, trim if due.
 
-        The callers are woken after the writer's last quick system call: a
-        woken event loop wants the GIL, and each call the writer made after
-        that handed the GIL over and back, across cores. A checkpoint, the
-        slow part, comes after the wake-up.
+        The callers are woken after the writer's last quick system call (the
+        WAL's size) and after it let go of the connection: a woken event loop
+        wants the GIL, and may want the connection at once for a lone sale.
+        A checkpoint, the slow part, comes after the wake-up.
         """
-        size = self.wal_bytes()
-        trim = may_trim and self._trim_due(size, idle=False)
-        for loop, callback, arg in wakes:
-            loop.call_soon_threadsafe(callback, arg)
+        with self._conn_lock:
+            loops = self._hold_wakes(self._commit_batch(batch))
+            size = self.wal_bytes()
+            trim = may_trim and self._trim_due(size, idle=False)
+        self._wake_loops(loops)
         if trim:
-            self._trim_wal(size)
+            with self._conn_lock:
+                self._trim_wal(size)
 
     def _take_deferred(self) -> list[_Deferred]:
         with self._deferred_lock:
@@ -507,7 +588,7 @@ class Journal:
             sealed = self._seal_if_due()
             started = time.perf_counter()
             self._conn.execute("COMMIT")
-            self._commit_s = time.perf_counter() - started
+            self._count_commit(time.perf_counter() - started)
         except sqlite3.Error as err:
             _LOG.exception("journal commit failed; batch of %d refused", len(batch))
             self._rollback()
@@ -533,6 +614,13 @@ class Journal:
                 (request.future, ok, value, after))
         wakes += [(loop, _settle_all, items) for loop, items in settled.items()]
         return wakes
+
+    def _count_commit(self, seconds: float) -> None:
+        """Keep how many of the last INLINE_WINDOW commits were slow."""
+        slow = seconds >= INLINE_COMMIT_MAX_S
+        self._slow_count += slow - self._slow[self._slow_at]
+        self._slow[self._slow_at] = slow
+        self._slow_at = (self._slow_at + 1) % INLINE_WINDOW
 
     def _seal_if_due(self) -> bool:
         """Write a seal row for the head when one is wanted or due."""
