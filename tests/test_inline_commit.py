@@ -184,7 +184,8 @@ async def test_after_commit_callbacks_run_in_commit_order(journal: Journal) -> N
     await _writer_took_the_wake(journal)
     sale = asyncio.ensure_future(journal.transact(second, may_run_inline=True))
     await asyncio.sleep(0)  # the sale now waits in its one turn of the loop
-    _hold_the_loop_until(lambda: bool(journal._wakes.get(loop)))  # `first` commits
+    _hold_the_loop_until(  # the writer commits `first` and lets go of the connection
+        lambda: bool(journal._wakes.get(loop)) and not journal._conn_lock.locked())
     assert await sale == _loop_thread()  # committed after `first`, on the loop
     assert order == ["first", "second"]
 
