@@ -532,7 +532,11 @@ class Journal:
             except queue.Empty:
                 return
             if isinstance(item, _Request):
-                item.loop.call_soon_threadsafe(_settle, item.future, False, refused, [])
+                try:
+                    item.loop.call_soon_threadsafe(_settle, item.future, False,
+                                                   refused, [])
+                except RuntimeError:  # its loop is closed: nobody is waiting
+                    pass
 
     def _when_idle(self) -> None:
         """Commit deferred functions that are due; trim the WAL of an idle writer."""
