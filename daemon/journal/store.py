@@ -327,7 +327,7 @@ class Journal:
         try:
             if not self._queue.empty() or not self._wal_has_room():
                 return False
-            loops = self._hold_wakes(self._commit_batch([request]))
+            loops = self._commit_batch([request])
             size = self.wal_bytes()
         finally:
             self._conn_lock.release()
@@ -358,12 +358,11 @@ class Journal:
         frames = int.from_bytes(head[16:20], sys.byteorder)
         return frames + INLINE_WAL_HEADROOM_FRAMES < self._checkpoint_frames
 
-    def _hold_wakes(self, wakes: list[_Wake]) -> set[asyncio.AbstractEventLoop]:
-        """Queue a batch's wake-ups behind those of earlier commits (called
-        under the connection lock, so in commit order); return their loops."""
-        for loop, callback, arg in wakes:
-            self._wakes.setdefault(loop, deque()).append((callback, arg))
-        return {loop for loop, _, _ in wakes}
+    def _hold_wake(self, loop: asyncio.AbstractEventLoop,
+                   callback: Callable[[Any], None], arg: Any) -> None:
+        """Queue a wake-up behind those of earlier commits (called under the
+        connection lock, so in commit order)."""
+        self._wakes.setdefault(loop, deque()).append((callback, arg))
 
     def _wake_loops(self, loops: set[asyncio.AbstractEventLoop]) -> None:
         for loop in loops:
@@ -504,10 +503,8 @@ class Journal:
             if first is _WAKE:
                 continue
             if first is _TRIM:
-                with self._conn_lock:
-                    size = self.wal_bytes()
-                    if self._queue.empty() and self._trim_due(size, idle=False):
-                        self._trim_wal(size)
+                if self._queue.empty():  # else after the batch that is waiting
+                    self._trim_if_due(idle=False)
                 continue
             batch: list[_Request] = [first]  # type: ignore[list-item]
             while len(batch) < MAX_BATCH:
@@ -544,11 +541,14 @@ class Journal:
             self.seal_wanted = True  # no idle-tail seal commit after it
             self._writer_commit([], may_trim=True)
         elif time.monotonic() - self._last_commit_monotonic >= WRITER_IDLE_S:
-            with self._conn_lock:
-                size = self.wal_bytes()
-                if self._trim_due(size, idle=True):
-                    self._trim_wal(size)
-                self._last_commit_monotonic = time.monotonic()
+            self._trim_if_due(idle=True)
+            self._last_commit_monotonic = time.monotonic()
+
+    def _trim_if_due(self, *, idle: bool) -> None:
+        with self._conn_lock:
+            size = self.wal_bytes()
+            if self._trim_due(size, idle=idle):
+                self._trim_wal(size)
 
     def _writer_commit(self, batch: list[_Request], *, may_trim: bool) -> None:
         """Commit a batch on the writer thread, wake its callers, trim if due.
@@ -559,7 +559,7 @@ class Journal:
         A checkpoint, the slow part, comes after the wake-up.
         """
         with self._conn_lock:
-            loops = self._hold_wakes(self._commit_batch(batch))
+            loops = self._commit_batch(batch)
             size = self.wal_bytes()
             trim = may_trim and self._trim_due(size, idle=False)
         self._wake_loops(loops)
@@ -572,9 +572,10 @@ class Journal:
             deferred, self._deferred = self._deferred, []
         return deferred
 
-    def _commit_batch(self, batch: list[_Request]) -> list[_Wake]:
+    def _commit_batch(self, batch: list[_Request]) -> set[asyncio.AbstractEventLoop]:
         """Run the batch and the deferred functions in one transaction and
-        commit it; return the wake-ups that hand the outcomes to their loops."""
+        commit it; queue the wake-ups that hand the outcomes to their loops
+        (see _deliver) and return those loops."""
         outcomes: list[tuple[bool, Any, list[Callable[[], None]]]] = []
         carry = not batch or any(request.carry for request in batch)
         deferred = self._take_deferred() if carry else []
@@ -608,16 +609,17 @@ class Journal:
         else:
             self._committed(sealed)
         self._last_commit_monotonic = time.monotonic()
-        wakes: list[_Wake] = [(loop, _run_callbacks, after)
-                              for loop, after in deferred_after]
+        for loop, after in deferred_after:
+            self._hold_wake(loop, _run_callbacks, after)
         # One wake-up per loop for the whole batch: each call_soon_threadsafe
         # writes to the loop's self-pipe, a system call per sale otherwise.
         settled: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
         for request, (ok, value, after) in zip(batch, outcomes, strict=True):
             settled.setdefault(request.loop, []).append(
                 (request.future, ok, value, after))
-        wakes += [(loop, _settle_all, items) for loop, items in settled.items()]
-        return wakes
+        for loop, items in settled.items():
+            self._hold_wake(loop, _settle_all, items)
+        return {loop for loop, _ in deferred_after} | settled.keys()
 
     def _count_commit(self, seconds: float) -> None:
         """Keep how many of the last INLINE_WINDOW commits were slow."""
@@ -687,7 +689,6 @@ def _run_callbacks(after: list[Callable[[], None]]) -> None:
 
 
 _Settled = tuple[asyncio.Future[Any], bool, Any, list[Callable[[], None]]]
-_Wake = tuple[asyncio.AbstractEventLoop, Callable[[Any], None], Any]
 
 
 def _settle_all(items: list[_Settled]) -> None:
